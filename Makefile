@@ -1,0 +1,59 @@
+# NYC 911 lakehouse. Two commands do all set-up and work: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint unit e2e notebooks bench lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The Delta jars for the pinned pyspark/delta-spark pair, copied from Maven Central by Maven's
+# dependency plugin into .jars/ (git-ignored). Without them Spark resolves the same jars itself.
+SPARK_MINOR := 4.2
+DELTA_VERSION := 4.4.0
+JARS := .jars/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA_VERSION).jar .jars/delta-storage-$(DELTA_VERSION).jar
+
+.jars/delta-spark_%.jar:
+	@command -v mvn >/dev/null || { echo "mvn not found: Spark will resolve the Delta jars itself at first use"; exit 0; }
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-spark_$(SPARK_MINOR)_2.13:$(DELTA_VERSION) -DoutputDirectory=.jars
+
+.jars/delta-storage-%.jar:
+	@command -v mvn >/dev/null || exit 0
+	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
+
+$(STAMP): pyproject.toml requirements-lock.txt | $(JARS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv/ with the pinned dependencies and the nyc911 command
+
+run: $(STAMP) ## Run the pipeline on the built-in sample and write reports/kpi_report.html (ARGS=... for more)
+	$(BIN)/nyc911 run $(ARGS)
+
+lint: $(STAMP) ## ruff over the library, tests and notebooks
+	$(BIN)/ruff check nyc911lib tests
+
+test: $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, notebooks with nbval)
+	$(BIN)/ruff check nyc911lib tests
+	$(BIN)/python -m pytest $(ARGS)
+
+unit: $(STAMP) ## Only the fast unit tests
+	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)
+
+lock: ## Re-pin requirements-lock.txt from pyproject.toml in a scratch venv
+	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
+	/tmp/nyc911-lock/bin/pip install --quiet ".[dev]"
+	{ echo "# Full pinned dependency tree (pip freeze of \`pip install .[dev]\`)."; \
+	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  /tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib; } > requirements-lock.txt
+
+clean: ## Remove the local warehouse and generated reports (keeps .venv)
+	rm -rf warehouse reports/runs reports/*.html reports/*.json

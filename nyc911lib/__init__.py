@@ -1,0 +1,78 @@
+"""nyc911lib: NYC 911 End-to-End data as a Bronze -> Silver -> Gold Delta lakehouse.
+
+The public API: notebooks, pipeline sources and the CLI import only from here.
+"""
+
+from nyc911lib.bronze import bronze_column_names, bronze_from_lines, parse_csv_lines, with_line_number
+from nyc911lib.config import Params, QualityRule, SlaRule, load_params
+from nyc911lib.errors import (
+    JavaNotFoundError,
+    MissingColumnsError,
+    Nyc911Error,
+    ParamsError,
+    QualityRuleError,
+    SourceError,
+)
+from nyc911lib.gold import (
+    incident_weighted_mean,
+    kpi_monthly_agency,
+    kpi_summary,
+    kpi_weekly,
+    sla_breach_flag,
+    within_weeks,
+)
+from nyc911lib.pipeline import (
+    build_gold,
+    build_silver,
+    evaluate_bronze,
+    gold_tables,
+    ingest_bronze,
+    silver_tables,
+)
+from nyc911lib.quality import quarantine_rows, rule_metrics, with_quality_results
+from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
+from nyc911lib.silver import latest_per_key, typed_e2e
+from nyc911lib.spark import get_spark, require_java
+from nyc911lib.storage import read_table, table_name
+
+__all__ = [
+    "NATURAL_KEY",
+    "SOURCE_COLUMNS",
+    "SOURCE_HEADERS",
+    "JavaNotFoundError",
+    "MissingColumnsError",
+    "Nyc911Error",
+    "Params",
+    "ParamsError",
+    "QualityRule",
+    "QualityRuleError",
+    "SlaRule",
+    "SourceError",
+    "bronze_column_names",
+    "bronze_from_lines",
+    "build_gold",
+    "build_silver",
+    "evaluate_bronze",
+    "get_spark",
+    "gold_tables",
+    "incident_weighted_mean",
+    "ingest_bronze",
+    "kpi_monthly_agency",
+    "kpi_summary",
+    "kpi_weekly",
+    "latest_per_key",
+    "load_params",
+    "parse_csv_lines",
+    "quarantine_rows",
+    "read_table",
+    "require_java",
+    "rule_metrics",
+    "sanitize_column_name",
+    "silver_tables",
+    "sla_breach_flag",
+    "table_name",
+    "typed_e2e",
+    "with_line_number",
+    "with_quality_results",
+    "within_weeks",
+]

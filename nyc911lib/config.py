@@ -1,0 +1,172 @@
+"""Parameters from `params/*.yaml`: environments, table names, SLA and quality rules.
+
+Code receives plain values from here; nothing in the library hard-codes a table name or a rule.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nyc911lib.errors import ParamsError
+
+LAYERS = ("bronze", "silver", "gold")
+QUALITY_ACTIONS = ("warn", "drop", "fail")
+DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """A data-quality expectation: a SQL condition rows must meet, and what to do when they don't."""
+
+    name: str
+    condition: str
+    action: str
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    """A row breaches when `metric` (a kpi_weekly column, seconds) exceeds `threshold_s`."""
+
+    name: str
+    metric: str
+    threshold_s: float
+    description: str = ""
+    agencies: tuple[str, ...] = ()
+    incident_types: tuple[str, ...] = ()
+
+    @property
+    def flag_column(self) -> str:
+        """The kpi_weekly column holding this rule's breach flag."""
+        return f"sla_breach_{self.name}"
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything a run needs to know, resolved from one params file."""
+
+    environment: str
+    warehouse: Path | None
+    catalog: str | None
+    schemas: dict[str, str]
+    tables: dict[str, dict[str, str]]
+    reports_dir: Path
+    quality_rules: tuple[QualityRule, ...]
+    sla_rules: tuple[SlaRule, ...]
+    agency_codes: dict[str, str]
+    incident_type_fixes: dict[str, str]
+    unspecified_incident_type: str
+    source_file: Path = field(default=Path("params/default.yaml"))
+
+    def with_warehouse(self, warehouse: str | Path) -> Params:
+        """A copy that stores its tables under another local warehouse folder."""
+        return replace(self, warehouse=Path(warehouse).resolve())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"params file {path} must hold a mapping at the top level")
+    return data
+
+
+def _require(data: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in data:
+        raise ParamsError(f"params file {path} lacks the key '{key}'")
+    return data[key]
+
+
+def parse_quality_rules(entries: list[dict[str, Any]], path: Path) -> tuple[QualityRule, ...]:
+    """Validate quality-rule entries: unique names, a condition, a known action."""
+    rules = []
+    for entry in entries:
+        name = entry.get("name")
+        action = entry.get("action")
+        if not name or not entry.get("condition"):
+            raise ParamsError(f"{path}: every quality rule needs a name and a condition: {entry}")
+        if action not in QUALITY_ACTIONS:
+            raise ParamsError(
+                f"{path}: quality rule '{name}' has action '{action}'; "
+                f"expected one of {list(QUALITY_ACTIONS)}"
+            )
+        rules.append(QualityRule(str(name), str(entry["condition"]), str(action)))
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ParamsError(f"{path}: quality rule names must be unique: {names}")
+    return tuple(rules)
+
+
+def parse_sla_rules(entries: list[dict[str, Any]], path: Path) -> tuple[SlaRule, ...]:
+    """Validate SLA-rule entries: unique snake_case names, a metric and a numeric threshold."""
+    rules = []
+    for entry in entries:
+        name = entry.get("name")
+        if not name or not str(name).isidentifier():
+            raise ParamsError(f"{path}: SLA rule name must be a snake_case identifier: {entry}")
+        if not entry.get("metric") or not isinstance(entry.get("threshold_s"), (int, float)):
+            raise ParamsError(f"{path}: SLA rule '{name}' needs a metric and a numeric threshold_s")
+        rules.append(
+            SlaRule(
+                name=str(name),
+                metric=str(entry["metric"]),
+                threshold_s=float(entry["threshold_s"]),
+                description=str(entry.get("description", "")),
+                agencies=tuple(entry.get("agencies") or ()),
+                incident_types=tuple(entry.get("incident_types") or ()),
+            )
+        )
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise ParamsError(f"{path}: SLA rule names must be unique: {names}")
+    return tuple(rules)
+
+
+def load_params(path: str | Path | None = None, sla_rules_file: str | Path | None = None) -> Params:
+    """Load a params file (default: the project's `params/default.yaml`).
+
+    Relative paths inside it are resolved against its folder. The environment variable
+    ``NYC911_WAREHOUSE`` overrides the local warehouse (tests and notebooks under nbval use it).
+    """
+    path = Path(path).resolve() if path else DEFAULT_PARAMS
+    data = _read_yaml(path)
+    base = path.parent
+    environment = os.environ.get("NYC911_ENVIRONMENT") or _require(data, "environment", path)
+    envs = _require(data, "environments", path)
+    if environment not in envs:
+        raise ParamsError(f"{path}: environment '{environment}' is not in {sorted(envs)}")
+    env = envs[environment] or {}
+    warehouse_value = os.environ.get("NYC911_WAREHOUSE") or env.get("warehouse")
+    warehouse = (base / warehouse_value).resolve() if warehouse_value else None
+    tables = _require(data, "tables", path)
+    for layer in LAYERS:
+        if layer not in tables:
+            raise ParamsError(f"{path}: tables lacks the layer '{layer}'")
+    quality_path = base / _require(data, "quality_rules_file", path)
+    sla_path = (
+        Path(sla_rules_file).resolve() if sla_rules_file else base / _require(data, "sla_rules_file", path)
+    )
+    return Params(
+        environment=environment,
+        warehouse=warehouse,
+        catalog=env.get("catalog"),
+        schemas=dict(env.get("schemas") or {}),
+        tables={layer: dict(tables[layer]) for layer in LAYERS},
+        reports_dir=(base / data.get("reports_dir", "../reports")).resolve(),
+        quality_rules=parse_quality_rules(
+            _require(_read_yaml(quality_path), "quality_rules", quality_path), quality_path
+        ),
+        sla_rules=parse_sla_rules(_require(_read_yaml(sla_path), "sla_rules", sla_path), sla_path),
+        agency_codes=dict(_require(data, "agency_codes", path)),
+        incident_type_fixes=dict(data.get("incident_type_fixes") or {}),
+        unspecified_incident_type=str(data.get("unspecified_incident_type", "Unspecified")),
+        source_file=path,
+    )

@@ -1,0 +1,93 @@
+"""Data-quality rules as data (DLT-expectation style): warn keeps, drop quarantines, fail stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame
+
+from nyc911lib.config import QualityRule
+
+
+def rule_passes(rule: QualityRule) -> Column:
+    """TRUE when a row meets the rule; a NULL condition counts as a failure (as it should for
+    `incidents > 0` on a NULL count)."""
+    return F.coalesce(F.expr(rule.condition), F.lit(False))
+
+
+def _failed(rules: Sequence[QualityRule]) -> Column:
+    if not rules:
+        return F.array().cast("array<string>")
+    tagged = F.array(*[F.when(~rule_passes(r), F.lit(r.name)) for r in rules])
+    return F.filter(tagged, lambda x: x.isNotNull())
+
+
+def with_quality_results(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFrame]:
+    """Evaluate every rule on every row.
+
+    Adds `quarantine_reasons` (every failed `drop` rule), `quality_warnings` (every failed `warn`
+    rule), `failed_fail_rules` (every failed `fail` rule) and `failed_rules` (all of them).
+    """
+
+    def by_action(action: str) -> list[QualityRule]:
+        return [r for r in rules if r.action == action]
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.select(
+            "*",
+            _failed(by_action("drop")).alias("quarantine_reasons"),
+            _failed(by_action("warn")).alias("quality_warnings"),
+            _failed(by_action("fail")).alias("failed_fail_rules"),
+            _failed(rules).alias("failed_rules"),
+        )
+
+    return transform
+
+
+def is_quarantined(df: DataFrame) -> Column:
+    """Rows that failed at least one `drop` rule."""
+    return F.size(df["quarantine_reasons"]) > 0
+
+
+def quarantine_rows(evaluated: DataFrame) -> DataFrame:
+    """Rows failing a drop rule, stored as received (source text) with every reason and lineage."""
+    lineage = [c for c in evaluated.columns if c.startswith("_") and c not in ("_raw",)]
+    return evaluated.where(is_quarantined(evaluated)).select(
+        "_raw.*", *lineage, "quarantine_reasons", "quality_warnings"
+    )
+
+
+def rule_metrics(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFrame]:
+    """Per batch and rule: rows evaluated, passed and failed (long format, one row per rule)."""
+
+    def transform(evaluated: DataFrame) -> DataFrame:
+        counts = [
+            F.sum(F.array_contains("failed_rules", r.name).cast("long")).alias(f"f{i}")
+            for i, r in enumerate(rules)
+        ]
+        per_batch = evaluated.groupBy("_batch_id").agg(F.count(F.lit(1)).alias("rows_evaluated"), *counts)
+        stacked = F.explode(
+            F.array(
+                *[
+                    F.struct(
+                        F.lit(r.name).alias("rule"),
+                        F.lit(r.action).alias("action"),
+                        F.lit(r.condition).alias("condition"),
+                        F.col(f"f{i}").alias("rows_failed"),
+                    )
+                    for i, r in enumerate(rules)
+                ]
+            )
+        ).alias("m")
+        return per_batch.select(F.col("_batch_id").alias("batch_id"), "rows_evaluated", stacked).select(
+            "batch_id",
+            "m.rule",
+            "m.action",
+            "m.condition",
+            "rows_evaluated",
+            (F.col("rows_evaluated") - F.col("m.rows_failed")).alias("rows_passed"),
+            "m.rows_failed",
+        )
+
+    return transform

@@ -1,0 +1,328 @@
+"""Self-contained offline HTML KPI report built from the gold tables (as small pandas frames).
+
+Pure functions: the caller reads gold.kpi_summary and gold.kpi_monthly_agency into pandas and
+passes them in. Agency names come from an external CSV and are untrusted text: every string put
+into HTML is escaped, JSON inside <script> is made script-safe, trace names are entity-escaped
+(plotly.js parses pseudo-HTML such as <a href> in them) and element ids are index-based.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+DATA_SOURCE = "NYC Open Data, 911 End-to-End Data (t7p9-n9dy)"
+SYNTHETIC_BANNER = "Synthetic sample data — not real NYC figures"
+ALL_AGENCIES = "All agencies"
+NA = "n/a"
+
+# Tiles: (key in a kpi_tiles entry, label, one-line definition with units, unit suffix; None = integer)
+TILES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("total_incidents", "Total incidents", "Sum of incidents in scope, incidents.", None),
+    (
+        "sla_breach_pct",
+        "SLA breach rate",
+        "Share of incidents in rows breaching an applicable SLA rule, % of incidents.",
+        " %",
+    ),
+    (
+        "avg_call_to_first_pickup_s",
+        "Avg call to first pickup",
+        "Incident-weighted mean of the weekly averages, seconds.",
+        " s",
+    ),
+)
+# Charts: (monthly column, title, y-axis title with units, one-line definition with units)
+CHARTS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "incidents",
+        "Monthly incident volume by agency",
+        "Incidents per month",
+        "Sum of incidents per calendar month (a week counts in the month it starts), incidents.",
+    ),
+    (
+        "avg_call_to_first_pickup_s",
+        "Average call to first pickup by agency",
+        "Seconds",
+        "Incident-weighted mean of the weekly averages per month, seconds.",
+    ),
+    (
+        "sla_breach_rate_pct",
+        "SLA breach rate by agency",
+        "% of incidents",
+        "Share of incidents in rows breaching an applicable SLA rule, per month, % of incidents.",
+    ),
+)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(value: Any, cast: type = float) -> Any:
+    """int/float, or None when missing or not finite."""
+    if _missing(value) or not math.isfinite(float(value)):
+        return None
+    return cast(value)
+
+
+def _iso(value: Any) -> str | None:
+    """A date-like value as an ISO date string; None when missing."""
+    if _missing(value):
+        return None
+    if isinstance(value, dt.datetime):  # includes pd.Timestamp
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def script_safe(json_text: str) -> str:
+    """Escape <, >, & and U+2028/U+2029 in JSON text so it cannot end or break a <script>.
+
+    These characters only occur inside JSON strings, where \\uXXXX escapes mean the same thing.
+    """
+    for char, repl in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        json_text = json_text.replace(char, repl)
+    return json_text
+
+
+def weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
+    """sum(x * w) / sum(w) over the rows where x and w are known; None when nothing is known."""
+    x = pd.to_numeric(values, errors="coerce")
+    w = pd.to_numeric(weights, errors="coerce")
+    known = x.notna() & w.notna()
+    denominator = float(w[known].sum())
+    return float((x[known] * w[known]).sum()) / denominator if denominator > 0 else None
+
+
+def _clean_monthly(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a known agency (as str) and month (as datetime), sorted by month."""
+    if monthly.empty:
+        return pd.DataFrame(columns=["month", "agency", *(c for c, *_ in CHARTS)])
+    data = monthly[monthly["agency"].notna()].copy()
+    data["agency"] = data["agency"].astype(str)
+    data["month"] = pd.to_datetime(data["month"])
+    return data.sort_values(["month", "agency"], kind="stable")
+
+
+def _agencies(data: pd.DataFrame) -> list[str]:
+    return sorted(set(data["agency"]))
+
+
+def report_summary_json(summary: pd.DataFrame) -> dict[str, Any]:
+    """The gold.kpi_summary row as a JSON-serializable dict (dates as ISO strings, NaN as None)."""
+    row = summary.iloc[0].to_dict() if len(summary) else {}
+    out: dict[str, Any] = {k: _iso(row.get(k)) for k in ("scope_from", "scope_to", "first_week", "last_week")}
+    out.update({k: _num(row.get(k), int) for k in ("total_incidents", "rows", "agencies")})
+    out.update(
+        {
+            k: _num(row.get(k))
+            for k in ("avg_call_to_first_pickup_s", "sla_breach_incidents_pct", "sla_breach_rows_pct")
+        }
+    )
+    out["source_kinds"] = "" if _missing(row.get("source_kinds")) else str(row["source_kinds"])
+    return out
+
+
+def is_synthetic(summary: pd.DataFrame) -> bool:
+    """True when the data includes the synthetic built-in sample ("sample" in source_kinds)."""
+    kinds = report_summary_json(summary)["source_kinds"].split(",")
+    return "sample" in {k.strip() for k in kinds}
+
+
+def kpi_tiles(summary: pd.DataFrame, monthly: pd.DataFrame) -> list[dict[str, Any]]:
+    """Tile values: first "All agencies" (from `summary`), then one entry per agency, computed from
+    its `monthly` rows with incident-weighted means. Keys: agency + TILES keys; None = unknown."""
+    head = report_summary_json(summary)
+    tiles = [
+        {
+            "agency": ALL_AGENCIES,
+            "total_incidents": head["total_incidents"],
+            "sla_breach_pct": head["sla_breach_incidents_pct"],
+            "avg_call_to_first_pickup_s": head["avg_call_to_first_pickup_s"],
+        }
+    ]
+    data = _clean_monthly(monthly)
+    for agency in _agencies(data):
+        rows = data[data["agency"] == agency]
+        w = rows["incidents"]
+        tiles.append(
+            {
+                "agency": agency,
+                "total_incidents": _num(pd.to_numeric(w, errors="coerce").sum(), int),
+                "sla_breach_pct": weighted_mean(rows["sla_breach_rate_pct"], w),
+                "avg_call_to_first_pickup_s": weighted_mean(rows["avg_call_to_first_pickup_s"], w),
+            }
+        )
+    return tiles
+
+
+def format_tile(value: Any, unit: str | None) -> str:
+    """A tile value as display text: thousands separators, one decimal plus unit, or "n/a"."""
+    value = _num(value)
+    if value is None:
+        return NA
+    return f"{round(value):,}" if unit is None else f"{value:,.1f}{unit}"
+
+
+def plotly_text(text: str) -> str:
+    """Text for plotly.js labels: &, <, > as entities, so it is shown literally, never as markup."""
+    return escape(text, quote=False)
+
+
+def monthly_figures(monthly: pd.DataFrame) -> list[go.Figure]:
+    """The three charts of CHARTS; one trace per agency, in the same (sorted) order in each."""
+    data = _clean_monthly(monthly)
+    agencies = _agencies(data)
+    figures = []
+    for column, title, y_title, _ in CHARTS:
+        fig = go.Figure()
+        for agency in agencies:
+            rows = data[data["agency"] == agency]
+            x = rows["month"].dt.strftime("%Y-%m-%d")
+            y = pd.to_numeric(rows[column], errors="coerce")
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=plotly_text(agency)))
+        fig.update_layout(
+            title_text=title,
+            xaxis_title_text="Month",
+            yaxis_title_text=y_title,
+            legend_title_text="Agency",
+            height=380,
+            margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        )
+        if not agencies:
+            fig.add_annotation(text="No data", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        figures.append(fig)
+    return figures
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
+.banner{background:#b00020;color:#fff;font-weight:bold;font-size:1.3em;padding:12px 16px;border-radius:6px}
+.tiles{display:flex;gap:16px;flex-wrap:wrap}
+.tile{border:1px solid #ccc;border-radius:8px;padding:12px 16px;min-width:220px;max-width:320px}
+.tile .value{font-size:1.8em;font-weight:bold}.def{color:#555;font-size:.9em;margin:4px 0}
+.note{color:#555;font-style:italic}"""
+
+# Reads the embedded JSON (never HTML), sets tiles via textContent and trace visibility by index.
+_FILTER_JS = """(function(){
+var cfg=JSON.parse(document.getElementById("report-data").textContent);
+document.getElementById("agency-filter").addEventListener("change",function(e){
+  var key=e.target.value,tiles=cfg.tiles[key];
+  for(var i=0;i<tiles.length;i++){document.getElementById("tile-value-"+i).textContent=tiles[i];}
+  cfg.charts.forEach(function(id){
+    var div=document.getElementById(id),vis=[],idx=[];
+    for(var t=0;t<(div.data||[]).length;t++){vis.push(key==="all"||String(t)===key);idx.push(t);}
+    if(idx.length){Plotly.restyle(div,{visible:vis},idx);}
+  });
+});
+})();"""
+
+
+def _section(title: str, definition: str, body: str) -> str:
+    return f'<section><h2>{escape(title)}</h2><p class="def">{escape(definition)}</p>{body}</section>'
+
+
+def _tiles_html(values: list[str]) -> str:
+    return (
+        '<div class="tiles">'
+        + "".join(
+            f'<div class="tile"><div class="label">{escape(label)}</div>'
+            f'<div class="value" id="tile-value-{i}">{escape(value)}</div>'
+            f'<p class="def">{escape(definition)}</p></div>'
+            for i, ((_, label, definition, _), value) in enumerate(zip(TILES, values, strict=True))
+        )
+        + "</div>"
+    )
+
+
+def _chart_script(fig: go.Figure, div_id: str) -> str:
+    fig_json = script_safe(pio.to_json(fig, validate=False))
+    plot = f'Plotly.newPlot("{div_id}",f.data,f.layout,{{"responsive":true}});'
+    return f"(function(f){{{plot}}})({fig_json});\n"
+
+
+def render_report_html(
+    summary: pd.DataFrame,
+    monthly: pd.DataFrame,
+    title: str = "NYC 911 End-to-End KPI report",
+    params_note: str | None = None,
+) -> str:
+    """One self-contained HTML document: plotly.js inline once (works offline from file://),
+    source and date range header, synthetic-data banner, KPI tiles, three charts and an agency filter."""
+    meta = report_summary_json(summary)
+    tiles = kpi_tiles(summary, monthly)
+    shown = [[format_tile(t[key], unit) for key, _, _, unit in TILES] for t in tiles]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<style>{_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+        f"<h1>{escape(title)}</h1>"
+    ]
+    if is_synthetic(summary):
+        parts.append(f'<div class="banner" role="alert">{escape(SYNTHETIC_BANNER)}</div>')
+    parts.append(
+        f"<p>Data source: {escape(DATA_SOURCE)}. Date range: weeks starting "
+        f"{escape(meta['first_week'] or NA)} to {escape(meta['last_week'] or NA)}.</p>"
+    )
+    if params_note:
+        parts.append(f'<p class="note">{escape(params_note)}</p>')
+    options = "".join(
+        f'<option value="{"all" if i == 0 else i - 1}">{escape(t["agency"])}</option>'
+        for i, t in enumerate(tiles)
+    )
+    parts.append(
+        f'<p><label for="agency-filter">Agency: </label><select id="agency-filter">{options}</select></p>'
+    )
+    parts.append(
+        _section(
+            "Key figures",
+            "Headline KPIs for the selected agency over the whole date range.",
+            _tiles_html(shown[0]),
+        )
+    )
+    no_data = "" if len(tiles) > 1 else '<p class="note">No data: the monthly table is empty.</p>'
+    chart_ids = [f"chart-{i}" for i in range(len(CHARTS))]
+    for div_id, (_, chart_title, _, definition) in zip(chart_ids, CHARTS, strict=True):
+        parts.append(_section(chart_title, definition, f'{no_data}<div id="{div_id}" class="chart"></div>'))
+    config = {"charts": chart_ids, "tiles": {"all": shown[0], **{str(i): s for i, s in enumerate(shown[1:])}}}
+    scripts = "".join(_chart_script(f, d) for f, d in zip(monthly_figures(monthly), chart_ids, strict=True))
+    config_json = script_safe(json.dumps(config))
+    parts.append(
+        f'<script type="application/json" id="report-data">{config_json}</script>'
+        f'<script type="text/javascript">{scripts}{_FILTER_JS}</script></body></html>'
+    )
+    return "".join(parts)
+
+
+def write_report(path: str | os.PathLike[str], html: str) -> Path:
+    """Write `html` to `path` atomically (temp file in the same directory, then os.replace)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,175 @@
+"""Silver: typed, every duration in seconds, canonical agency and incident type, one row per key.
+
+Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.quality`) -> `latest_per_key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, Window
+
+from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, SourceColumn
+
+LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
+_DATE_FORMATS = ("MM/dd/yyyy", "yyyy-MM-dd")  # portal CSV, SODA API (ISO, time part cut off)
+_PRIORITY_PREFIX = r"^(\d+)\.\s*(.*)$"
+
+
+def _text(df: DataFrame, column: SourceColumn) -> Column:
+    """The trimmed raw text of a source column, or NULL when the export lacks that column."""
+    if column.bronze_name in df.columns:
+        return F.trim(F.col(f"`{column.bronze_name}`"))
+    return F.lit(None).cast("string")
+
+
+def parse_week_start_date(text: Column) -> Column:
+    """`MM/DD/YYYY` (portal) or ISO `YYYY-MM-DD[T...]` (API) -> date; anything else -> NULL."""
+    return F.coalesce(
+        F.try_to_date(text, _DATE_FORMATS[0]),
+        F.try_to_date(F.substring(text, 1, 10), _DATE_FORMATS[1]),
+    )
+
+
+def parse_incidents(text: Column) -> Column:
+    """An incident count: digits only -> long; `12.5`, `1,234`, `-3`, `abc` -> NULL."""
+    return F.when(text.rlike(r"^[0-9]{1,18}$"), text.cast("long"))
+
+
+def parse_seconds(text: Column, unit: str) -> Column:
+    """A duration in seconds from a `seconds` or `minutes` text value (NULL when unparsable)."""
+    value = text.try_cast("double")
+    finite = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
+    seconds = value * 60.0 if unit == "minutes" else value
+    return F.when(finite, F.round(seconds, 6))
+
+
+def is_unparsable(text: Column, parsed: Column) -> Column:
+    """True when a value was given (non-empty text) but did not parse."""
+    return (F.coalesce(text, F.lit("")) != "") & parsed.isNull()
+
+
+def canonical_agency(codes: Mapping[str, str]) -> Callable[[Column], Column]:
+    """Source agency name -> canonical code (e.g. `NYPD (Non-CIP)` -> `NYPD_NON_CIP`); unknown -> NULL."""
+    mapping = F.create_map(*[F.lit(x) for pair in codes.items() for x in pair])
+
+    def to_code(agency: Column) -> Column:
+        return mapping[agency]
+
+    return to_code
+
+
+def incident_priority(raw_type: Column) -> Column:
+    """The numeric priority prefix of an incident type (`1. Critical` -> 1), else NULL."""
+    return F.when(
+        raw_type.rlike(_PRIORITY_PREFIX), F.regexp_extract(raw_type, _PRIORITY_PREFIX, 1).cast("int")
+    )
+
+
+def standard_incident_type(fixes: Mapping[str, str], unspecified: str) -> Callable[[Column], Column]:
+    """Incident type without its priority prefix, misspellings fixed, empty -> `unspecified`."""
+    fix_map = F.create_map(*[F.lit(x) for pair in fixes.items() for x in pair]) if fixes else None
+
+    def standardize(raw_type: Column) -> Column:
+        text = F.coalesce(raw_type, F.lit(""))
+        name = F.trim(
+            F.when(text.rlike(_PRIORITY_PREFIX), F.regexp_extract(text, _PRIORITY_PREFIX, 2)).otherwise(text)
+        )
+        if fix_map is not None:
+            name = F.coalesce(fix_map[name], name)
+        return F.when(name == "", F.lit(unspecified)).otherwise(name)
+
+    return standardize
+
+
+def _names_where(flags: Sequence[tuple[str, Column]]) -> Column:
+    """An array of the names whose flag is true (empty array when none)."""
+    if not flags:
+        return F.array().cast("array<string>")
+    tagged = F.array(*[F.when(flag, F.lit(name)) for name, flag in flags])
+    return F.filter(tagged, lambda x: x.isNotNull())
+
+
+def typed_e2e(
+    agency_codes: Mapping[str, str], incident_type_fixes: Mapping[str, str], unspecified: str
+) -> Callable[[DataFrame], DataFrame]:
+    """Bronze text rows -> typed rows with every duration in seconds.
+
+    Adds `unparsable_fields` (values given but not parseable) and `negative_time_fields` (durations
+    below zero other than the pickup, which has its own rule) for the quality rules, and keeps the
+    source text in a `_raw` struct so quarantined rows can be stored exactly as received.
+    """
+    to_agency = canonical_agency(agency_codes)
+    to_type = standard_incident_type(incident_type_fixes, unspecified)
+
+    def transform(bronze: DataFrame) -> DataFrame:
+        by_name = {c.silver_name: c for c in SOURCE_COLUMNS}
+        week_text = _text(bronze, by_name["week_start_date"])
+        agency_text = _text(bronze, by_name["agency"])
+        type_text = _text(bronze, by_name["incident_type"])
+        incidents_text = _text(bronze, by_name["incidents"])
+        durations = {c.silver_name: (c, _text(bronze, c)) for c in DURATION_COLUMNS}
+        parsed = {name: parse_seconds(text, c.kind) for name, (c, text) in durations.items()}
+        incidents = parse_incidents(incidents_text)
+        unparsable = _names_where(
+            [("incidents", is_unparsable(incidents_text, incidents))]
+            + [(name, is_unparsable(durations[name][1], value)) for name, value in parsed.items()]
+        )
+        negative = _names_where([(n, v < 0) for n, v in parsed.items() if n != "call_to_first_pickup_s"])
+        source_cols = [c for c in bronze.columns if not c.startswith("_")]
+        lineage = [c for c in LINEAGE_KEPT if c in bronze.columns]
+        return bronze.select(
+            parse_week_start_date(week_text).alias("week_start_date"),
+            to_agency(agency_text).alias("agency"),
+            incident_priority(F.coalesce(type_text, F.lit(""))).alias("priority"),
+            to_type(type_text).alias("incident_type"),
+            type_text.alias("incident_type_source"),
+            incidents.alias("incidents"),
+            *[value.alias(name) for name, value in parsed.items()],
+            unparsable.alias("unparsable_fields"),
+            negative.alias("negative_time_fields"),
+            F.col("_corrupt_record"),
+            *lineage,
+            F.struct(*[F.col(f"`{c}`") for c in source_cols]).alias("_raw"),
+        )
+
+    return transform
+
+
+def latest_per_key(df: DataFrame, key: Sequence[str] = NATURAL_KEY) -> DataFrame:
+    """Rank rows of one natural key, newest first: latest ingestion, then batch, then line.
+
+    Adds `_rank` (1 = the row silver keeps) and, on the others, the batch and line that superseded
+    them. Only rows that passed the drop rules should be ranked, so an invalid row never wins.
+    """
+    order = [F.col("_ingested_at").desc(), F.col("_batch_id").desc(), F.col("_line_number").desc()]
+    newest = Window.partitionBy(*key).orderBy(*order)
+    return df.select(
+        "*",
+        F.row_number().over(newest).alias("_rank"),
+        F.first("_batch_id").over(newest).alias("superseded_by_batch_id"),
+        F.first("_line_number").over(newest).alias("superseded_by_line_number"),
+    )
+
+
+def silver_rows(ranked: DataFrame) -> DataFrame:
+    """The surviving row of every key, without the helper columns."""
+    return ranked.where(F.col("_rank") == 1).drop(
+        "_rank",
+        "superseded_by_batch_id",
+        "superseded_by_line_number",
+        "_raw",
+        "_corrupt_record",
+        "unparsable_fields",
+        "failed_rules",
+        "quarantine_reasons",
+        "failed_fail_rules",
+    )
+
+
+def superseded_rows(ranked: DataFrame) -> DataFrame:
+    """Valid rows that lost to a newer row of the same key (kept for the row accounting)."""
+    return ranked.where(F.col("_rank") > 1).select(
+        *NATURAL_KEY, *LINEAGE_KEPT, "superseded_by_batch_id", "superseded_by_line_number"
+    )

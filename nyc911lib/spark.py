@@ -1,0 +1,115 @@
+"""The one SparkSession factory: Delta-enabled local sessions, the active session on Databricks."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+from delta import configure_spark_with_delta_pip
+from pyspark.sql import SparkSession
+
+from nyc911lib.errors import JavaNotFoundError
+
+MIN_JAVA = 17
+DEFAULT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
+LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
+JAVA_HELP = (
+    "Spark needs Java {min}+ and {found}. Install one, e.g. `sudo apt-get install "
+    "openjdk-17-jre-headless` (Debian/Ubuntu), `brew install openjdk@17` (macOS) or "
+    "`conda install -c conda-forge openjdk=17`, then make sure `java` is on PATH or JAVA_HOME is set."
+)
+
+# Small-data settings for a laptop: the 911 export is ~12k rows, so the default 200 shuffle
+# partitions would mean 200 tiny tasks per shuffle. Override with NYC911_SHUFFLE_PARTITIONS.
+LOCAL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+    "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "false",
+}
+
+
+def is_databricks() -> bool:
+    """True inside a Databricks runtime (it sets DATABRICKS_RUNTIME_VERSION)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def java_major_version(java: str | None = None) -> int | None:
+    """The major version of `java` (JAVA_HOME first, then PATH), or None when there is none."""
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
+        candidate = os.path.join(home, "bin", "java") if home else None
+        java = candidate if candidate and os.path.exists(candidate) else shutil.which("java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], check=False, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def require_java(java: str | None = None) -> int:
+    """Fail fast, with install instructions, when Java 17+ is missing."""
+    major = java_major_version(java)
+    if major is None:
+        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found="no `java` was found"))
+    if major < MIN_JAVA:
+        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found=f"found Java {major}"))
+    return major
+
+
+def delta_jars(jars_dir: Path | None = None) -> list[Path]:
+    """The Delta jars matching the installed pyspark and delta-spark, if `make` fetched them.
+
+    `make` copies exactly these two jars from Maven Central into `.jars/` (git-ignored) with
+    Maven's dependency plugin; an empty list means "let Spark resolve them itself".
+    """
+    jars_dir = jars_dir or Path(os.environ.get("NYC911_JARS_DIR", DEFAULT_JARS_DIR))
+    spark_minor = ".".join(version("pyspark").split(".")[:2])
+    delta = version("delta-spark")
+    wanted = [
+        jars_dir / f"delta-spark_{spark_minor}_2.13-{delta}.jar",
+        jars_dir / f"delta-storage-{delta}.jar",
+    ]
+    return wanted if all(p.is_file() for p in wanted) else []
+
+
+def get_spark(app_name: str = "nyc911") -> SparkSession:
+    """Return the session to use: the active one on Databricks, else a local Delta session.
+
+    Locally the Delta jars come from `.jars/` when `make` fetched them, else through Spark's own
+    Maven resolution on first use (cached under ~/.ivy2*); no jar is committed. Logs are quiet
+    (errors only) and calling it twice returns the same session.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None or is_databricks():
+        return active or SparkSession.builder.getOrCreate()
+    require_java()
+    builder = SparkSession.builder.appName(app_name).master(os.environ.get("NYC911_MASTER", "local[2]"))
+    for key, value in LOCAL_CONF.items():
+        builder = builder.config(key, value)
+    builder = builder.config(
+        "spark.sql.shuffle.partitions", os.environ.get("NYC911_SHUFFLE_PARTITIONS", "4")
+    ).config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile=file:{LOG4J_CONF}")
+    jars = delta_jars()
+    if jars:
+        builder = builder.config("spark.jars", ",".join(str(p) for p in jars))
+    else:
+        builder = configure_spark_with_delta_pip(builder)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("NYC911_SPARK_LOG_LEVEL", "ERROR"))
+    return spark

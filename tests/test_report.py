@@ -1,0 +1,324 @@
+"""The offline HTML KPI report: weighted tiles, figures, self-containment, escaping (no Spark)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import shutil
+import subprocess
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from plotly.offline import get_plotlyjs
+
+from nyc911lib import report
+from nyc911lib.report import (
+    DATA_SOURCE,
+    SYNTHETIC_BANNER,
+    format_tile,
+    kpi_tiles,
+    monthly_figures,
+    plotly_text,
+    render_report_html,
+    report_summary_json,
+    weighted_mean,
+    write_report,
+)
+
+JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+HOSTILE_NAMES = [
+    "</script><script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "O'Brien & \"Co\" </div></section>",
+    "🚑 EMS <b>bold</b>\u2028line",
+    ("<a href=\"javascript:alert(1)\" popup='x'>" + "&<>\"'" * 60)[:300],
+]
+ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "h1", "h2", "div", "p",
+                "label", "select", "option", "section"}
+ALLOWED_IDS = re.compile(r"agency-filter|report-data|tile-value-\d+|chart-\d+")
+CHART_JSON = re.compile(r"\(function\(f\)\{Plotly\.newPlot\(\"(chart-\d+)\".*?\}\)\((.*?)\);\n", re.S)
+
+
+def make_summary(**overrides) -> pd.DataFrame:
+    row = {
+        "scope_from": None, "scope_to": None, "first_week": JAN, "last_week": dt.date(2024, 2, 26),
+        "total_incidents": 1234, "rows": 12, "agencies": 2, "avg_call_to_first_pickup_s": 6.5,
+        "sla_breach_incidents_pct": 12.25, "sla_breach_rows_pct": 10.0, "source_kinds": "file",
+    }
+    return pd.DataFrame([{**row, **overrides}])
+
+
+def make_monthly(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (month, agency, incidents, avg_call_to_first_pickup_s, sla_breach_rate_pct)."""
+    frame = pd.DataFrame(rows, columns=["month", "agency", "incidents", "avg_call_to_first_pickup_s",
+                                        "sla_breach_rate_pct"])
+    for column in ("avg_dispatch_s", "avg_travel_s", "avg_call_to_agency_arrival_s", "sla_breach_rows_pct"):
+        frame[column] = 1.0
+    frame["rows"] = 1
+    return frame
+
+
+MONTHLY = make_monthly([
+    (JAN, "NYPD", 50, 3.0, 0.0),
+    (JAN, "EMS", 100, 4.0, 10.0),
+    (FEB, "EMS", 300, 8.0, 20.0),
+    (FEB, "NYPD", 150, float("nan"), 40.0),
+])
+
+
+class _Collector(HTMLParser):
+    """Start tags, id attributes, option texts and raw script bodies of an HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.ids: list[str] = []
+        self.options: list[tuple[str, str]] = []
+        self.scripts: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        self._in = tag
+        if tag == "option":
+            self.options.append((attrs.get("value") or "", ""))
+        elif tag == "script":
+            self.scripts.append("")
+
+    def handle_data(self, data):
+        if self._in == "option":
+            value, text = self.options[-1]
+            self.options[-1] = (value, text + data)
+        elif self._in == "script":
+            self.scripts[-1] += data
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+
+def parse(html: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(html)
+    return collector
+
+
+def chart_figures(html: str) -> dict[str, dict]:
+    """The figure JSON handed to Plotly.newPlot, per chart div id."""
+    return {div_id: json.loads(payload) for div_id, payload in CHART_JSON.findall(html)}
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return render_report_html(make_summary(), MONTHLY, title="KPI test", params_note="params: default.yaml")
+
+
+def test_tiles_use_incident_weighted_means():
+    tiles = kpi_tiles(make_summary(), MONTHLY)
+    assert [t["agency"] for t in tiles] == ["All agencies", "EMS", "NYPD"]
+    everyone, ems, nypd = tiles
+    assert everyone == {"agency": "All agencies", "total_incidents": 1234, "sla_breach_pct": 12.25,
+                        "avg_call_to_first_pickup_s": 6.5}
+    assert ems["total_incidents"] == 400
+    assert ems["avg_call_to_first_pickup_s"] == pytest.approx(7.0)  # not the plain mean 6.0
+    assert ems["sla_breach_pct"] == pytest.approx(17.5)  # (100*10 + 300*20) / 400, not 15.0
+    assert nypd["avg_call_to_first_pickup_s"] == pytest.approx(3.0)  # the unknown month is left out
+    assert nypd["sla_breach_pct"] == pytest.approx(30.0)  # (50*0 + 150*40) / 200
+
+
+@pytest.mark.parametrize(
+    ("values", "weights", "expected"),
+    [
+        ([4.0, 8.0], [100, 300], 7.0),
+        ([4.0, None], [100, 300], 4.0),
+        ([4.0, 8.0], [0, 0], None),
+        ([None, None], [10, 10], None),
+    ],
+)
+def test_weighted_mean(values, weights, expected):
+    result = weighted_mean(pd.Series(values, dtype="float64"), pd.Series(weights))
+    assert result == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (1234567, None, "1,234,567"),
+        (17.5, " %", "17.5 %"),
+        (7.04, " s", "7.0 s"),
+        (float("nan"), " s", "n/a"),
+        (None, " %", "n/a"),
+        (float("inf"), " s", "n/a"),
+    ],
+)
+def test_format_tile(value, unit, expected):
+    assert format_tile(value, unit) == expected
+
+
+def test_figures_have_one_trace_per_agency_and_units():
+    figures = monthly_figures(MONTHLY)
+    assert [f.layout.yaxis.title.text for f in figures] == [
+        "Incidents per month", "Seconds", "% of incidents",
+    ]
+    assert [f.layout.title.text for f in figures] == [
+        "Monthly incident volume by agency", "Average call to first pickup by agency",
+        "SLA breach rate by agency",
+    ]
+    for fig in figures:
+        assert [t.name for t in fig.data] == ["EMS", "NYPD"]
+        assert fig.layout.xaxis.title.text == "Month"
+    volume, pickup, breach = figures
+    assert list(volume.data[0].x) == ["2024-01-01", "2024-02-01"]
+    assert list(volume.data[0].y) == [100, 300]
+    assert list(pickup.data[0].y) == [4.0, 8.0]
+    assert math.isnan(pickup.data[1].y[1])
+    assert list(breach.data[1].y) == [0.0, 40.0]
+
+
+def test_plotly_js_is_inlined_exactly_once(page):
+    plotly_js = get_plotlyjs()
+    assert page.count(plotly_js) == 1
+    assert page.count(plotly_js[:200]) == 1  # the licence header: no second (partial) copy either
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<html") == 1
+    assert page.endswith("</html>")
+
+
+def test_header_tiles_sections_and_filter(page):
+    doc = parse(page)
+    assert f"Data source: {escape(DATA_SOURCE)}" in page
+    assert "2024-01-01 to 2024-02-26" in page
+    assert "params: default.yaml" in page
+    assert SYNTHETIC_BANNER not in page
+    for text in ("Incidents per month", "Incident-weighted mean of the weekly averages, seconds.",
+                 "% of incidents", "1,234", "12.2 %", "6.5 s"):
+        assert escape(text) in page
+    assert doc.options == [("all", "All agencies"), ("0", "EMS"), ("1", "NYPD")]
+    config = json.loads(next(s for s in doc.scripts if '"tiles"' in s and "Plotly" not in s))
+    assert config["charts"] == ["chart-0", "chart-1", "chart-2"]
+    assert config["tiles"] == {"all": ["1,234", "12.2 %", "6.5 s"], "0": ["400", "17.5 %", "7.0 s"],
+                               "1": ["200", "30.0 %", "3.0 s"]}
+    figures = chart_figures(page)
+    assert sorted(figures) == config["charts"]
+    assert [t["name"] for t in figures["chart-1"]["data"]] == ["EMS", "NYPD"]
+    assert figures["chart-2"]["layout"]["yaxis"]["title"]["text"] == "% of incidents"
+    assert "Plotly.restyle" in page
+
+
+@pytest.mark.parametrize(
+    ("source_kinds", "synthetic"),
+    [("sample", True), ("file,sample", True), (" file , sample ", True), ("file", False), ("", False),
+     (None, False), ("samples", False)],
+)
+def test_synthetic_banner_iff_sample(source_kinds, synthetic):
+    html = render_report_html(make_summary(source_kinds=source_kinds), MONTHLY)
+    assert (SYNTHETIC_BANNER in html) is synthetic
+    assert ('class="banner"' in html) is synthetic
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_agency_name_is_escaped_everywhere(name):
+    monthly = make_monthly([(JAN, name, 10, 5.0, 1.0), (JAN, "EMS", 20, 6.0, 2.0)])
+    html = render_report_html(make_summary(), monthly, title=name, params_note=name)
+    doc = parse(html)
+    assert name not in html
+    assert escape(name) in html  # the <title>, <h1>, note and option texts
+    assert doc.tags <= ALLOWED_TAGS  # no injected <img>, <a>, ... elements
+    assert all(ALLOWED_IDS.fullmatch(i) for i in doc.ids)
+    assert len(doc.scripts) == 3 and html.count("</script>") == 3  # nothing closed a <script> early
+    assert all("</" not in s and "\u2028" not in s for s in doc.scripts[1:])  # no end tag, no raw U+2028
+    assert sorted(text for _, text in doc.options) == sorted(["All agencies", "EMS", name])  # round trip
+    figures = chart_figures(html)
+    assert len(figures) == 3
+    for fig in figures.values():  # entity-escaped: plotly.js shows it literally, never as markup
+        assert sorted(t["name"] for t in fig["data"]) == sorted(["EMS", plotly_text(name)])
+    if "<" in name:  # "<" -> "&lt;" for plotly.js, whose "&" is \u0026 in the script-safe JSON
+        assert "\\u0026lt;" in doc.scripts[-1]
+
+
+def test_empty_monthly_frame(tmp_path):
+    columns = list(MONTHLY.columns)
+    for empty in (pd.DataFrame(columns=columns), pd.DataFrame()):
+        assert all(len(f.data) == 0 for f in monthly_figures(empty))
+        assert [t["agency"] for t in kpi_tiles(make_summary(), empty)] == ["All agencies"]
+        html = render_report_html(make_summary(source_kinds="sample"), empty)
+        doc = parse(html)
+        assert doc.options == [("all", "All agencies")]
+        assert "No data" in html
+        assert SYNTHETIC_BANNER in html
+        assert all(fig["data"] == [] for fig in chart_figures(html).values())
+
+
+def test_nan_metrics_show_na():
+    summary = make_summary(avg_call_to_first_pickup_s=float("nan"), sla_breach_incidents_pct=None,
+                           first_week=None, last_week=None)
+    monthly = make_monthly([(JAN, "EMS", 10, float("nan"), float("nan"))])
+    html = render_report_html(summary, monthly)
+    config = json.loads(next(s for s in parse(html).scripts if '"tiles"' in s and "Plotly" not in s))
+    assert config["tiles"] == {"all": ["1,234", "n/a", "n/a"], "0": ["10", "n/a", "n/a"]}
+    assert "n/a to n/a" in html
+
+
+def test_report_summary_json_is_serializable():
+    summary = make_summary(scope_from=dt.date(2024, 1, 1), scope_to=pd.Timestamp("2024-03-31"),
+                           sla_breach_rows_pct=float("nan"), source_kinds="file,sample")
+    out = report_summary_json(summary)
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+    assert out == {
+        "scope_from": "2024-01-01", "scope_to": "2024-03-31", "first_week": "2024-01-01",
+        "last_week": "2024-02-26", "total_incidents": 1234, "rows": 12, "agencies": 2,
+        "avg_call_to_first_pickup_s": 6.5, "sla_breach_incidents_pct": 12.25, "sla_breach_rows_pct": None,
+        "source_kinds": "file,sample",
+    }
+    assert isinstance(out["total_incidents"], int)
+
+
+def test_write_report_creates_dirs_and_replaces(tmp_path):
+    target = tmp_path / "a" / "b" / "kpi_report.html"
+    assert write_report(target, "<p>old</p>") == target
+    assert write_report(str(target), "<p>new ✓</p>") == target
+    assert target.read_text(encoding="utf-8") == "<p>new ✓</p>"
+    assert [p.name for p in target.parent.iterdir()] == ["kpi_report.html"]  # no temp file left
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_agency_filter_script_runs(tmp_path):
+    """Run the report's inline scripts in node against a minimal fake DOM and fake Plotly."""
+    html = render_report_html(make_summary(), MONTHLY)
+    scripts = parse(html).scripts
+    harness = """
+var els = {}, listeners = {}, restyles = [];
+function el(id) { return els[id] || (els[id] = {id: id, textContent: "", data: null}); }
+els["report-data"] = {textContent: DATA};
+el("agency-filter").addEventListener = function (ev, fn) { listeners[ev] = fn; };
+var document = {getElementById: el};
+var Plotly = {
+  newPlot: function (id, data) { el(id).data = data; },
+  restyle: function (div, update, idx) { restyles.push([div.id, update.visible, idx]); },
+};
+SCRIPT
+function tiles() { return [0, 1, 2].map(function (i) { return el("tile-value-" + i).textContent; }); }
+listeners.change({target: {value: "1"}});
+var afterOne = tiles();
+listeners.change({target: {value: "all"}});
+console.log(JSON.stringify({afterOne: afterOne, afterAll: tiles(), restyles: restyles}));
+""".replace("DATA", json.dumps(scripts[1])).replace("SCRIPT", scripts[2])
+    path = tmp_path / "harness.js"
+    path.write_text(harness, encoding="utf-8")
+    out = json.loads(subprocess.run(["node", str(path)], check=True, capture_output=True, text=True).stdout)
+    assert out["afterOne"] == ["200", "30.0 %", "3.0 s"]
+    assert out["afterAll"] == ["1,234", "12.2 %", "6.5 s"]
+    assert out["restyles"][:3] == [[f"chart-{i}", [False, True], [0, 1]] for i in range(3)]
+    assert out["restyles"][3:] == [[f"chart-{i}", [True, True], [0, 1]] for i in range(3)]
+
+
+def test_module_has_no_spark_dependency():
+    assert "pyspark" not in Path(report.__file__).read_text(encoding="utf-8")
