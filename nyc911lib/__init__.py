@@ -27,9 +27,20 @@ from nyc911lib.pipeline import (
     evaluate_bronze,
     gold_tables,
     ingest_bronze,
+    new_run_id,
+    parse_date,
+    resolve_source,
     silver_tables,
 )
 from nyc911lib.quality import quarantine_rows, rule_metrics, with_quality_results
+from nyc911lib.report import (
+    kpi_tiles,
+    monthly_figures,
+    render_report_html,
+    report_summary_json,
+    write_report,
+)
+from nyc911lib.sample import write_sample
 from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
 from nyc911lib.silver import latest_per_key, typed_e2e
 from nyc911lib.spark import get_spark, require_java
@@ -59,13 +70,20 @@ __all__ = [
     "ingest_bronze",
     "kpi_monthly_agency",
     "kpi_summary",
+    "kpi_tiles",
     "kpi_weekly",
     "latest_per_key",
     "load_params",
+    "monthly_figures",
+    "new_run_id",
     "parse_csv_lines",
+    "parse_date",
     "quarantine_rows",
     "read_table",
+    "render_report_html",
+    "report_summary_json",
     "require_java",
+    "resolve_source",
     "rule_metrics",
     "sanitize_column_name",
     "silver_tables",
@@ -75,4 +93,6 @@ __all__ = [
     "with_line_number",
     "with_quality_results",
     "within_weeks",
+    "write_report",
+    "write_sample",
 ]

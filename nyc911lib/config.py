@@ -133,8 +133,9 @@ def parse_sla_rules(entries: list[dict[str, Any]], path: Path) -> tuple[SlaRule,
 def load_params(path: str | Path | None = None, sla_rules_file: str | Path | None = None) -> Params:
     """Load a params file (default: the project's `params/default.yaml`).
 
-    Relative paths inside it are resolved against its folder. The environment variable
-    ``NYC911_WAREHOUSE`` overrides the local warehouse (tests and notebooks under nbval use it).
+    Relative paths inside it are resolved against its folder. The environment variables
+    ``NYC911_WAREHOUSE`` and ``NYC911_REPORTS_DIR`` override the local warehouse and the reports
+    folder (tests and notebooks under nbval use them); ``NYC911_ENVIRONMENT`` picks the environment.
     """
     path = Path(path).resolve() if path else DEFAULT_PARAMS
     data = _read_yaml(path)
@@ -160,7 +161,9 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         catalog=env.get("catalog"),
         schemas=dict(env.get("schemas") or {}),
         tables={layer: dict(tables[layer]) for layer in LAYERS},
-        reports_dir=(base / data.get("reports_dir", "../reports")).resolve(),
+        reports_dir=Path(
+            os.environ.get("NYC911_REPORTS_DIR") or (base / data.get("reports_dir", "../reports"))
+        ).resolve(),
         quality_rules=parse_quality_rules(
             _require(_read_yaml(quality_path), "quality_rules", quality_path), quality_path
         ),

@@ -18,9 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from nyc911lib import storage
 from nyc911lib.bronze import bronze_column_names, bronze_from_lines, check_required_columns
 from nyc911lib.config import Params
-from nyc911lib.errors import QualityRuleError
+from nyc911lib.errors import ParamsError, QualityRuleError
 from nyc911lib.gold import kpi_monthly_agency, kpi_summary, kpi_weekly, within_weeks
 from nyc911lib.quality import is_quarantined, quarantine_rows, rule_metrics, with_quality_results
+from nyc911lib.sample import write_sample
 from nyc911lib.silver import latest_per_key, silver_rows, superseded_rows, typed_e2e
 
 log = logging.getLogger("nyc911")
@@ -199,3 +200,42 @@ def build_gold(
     storage.write_table(kpi_monthly_agency(weekly), params, "gold", "kpi_monthly_agency")
     storage.write_table(weekly.transform(kpi_summary(date_from, date_to)), params, "gold", "kpi_summary")
     return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """An id for one pipeline run, sortable by time: `run-20261126T200102Z`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"run-{now:%Y%m%dT%H%M%S}Z"
+
+
+def parse_date(value: str | dt.date | None, name: str) -> dt.date | None:
+    """A `YYYY-MM-DD` parameter as a date (None stays None); a clear error otherwise."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ParamsError(f"{name} must be a date as YYYY-MM-DD, got '{value}'") from exc
+
+
+def sample_source_path(params: Params) -> Path:
+    """Where a run without a source lands the built-in synthetic sample."""
+    if params.warehouse is None:
+        raise ParamsError("the built-in sample needs a local warehouse; pass a source instead")
+    return params.warehouse / "landing" / "nyc911_sample.csv"
+
+
+def resolve_source(params: Params, source: str | Path | None) -> tuple[Path, str]:
+    """The file to ingest and its kind: a given export (`file`) or the built-in sample (`sample`),
+    written on first use. The source is checked (exists, not empty, required columns) here, so a
+    bad source fails before any Spark work."""
+    if source is None:
+        path = sample_source_path(params)
+        if not path.is_file():
+            write_sample(path)
+        kind = "sample"
+    else:
+        path, kind = Path(source).resolve(), "file"
+    header = storage.read_source_header(path)
+    check_required_columns(str(path), bronze_column_names(header))
+    return path, kind

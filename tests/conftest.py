@@ -45,3 +45,47 @@ def real_export(path: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"real export not available: {path}")
     return path
+
+
+BASE_ROW = {
+    "week_start_date": "11/18/2013",
+    "agency": "EMS",
+    "final_incident_type": "1. Life Threating Med Emergencies",
+    "of_incidents_calculated": "100",
+    "call_to_first_pickup": "3.18",
+    "call_to_agency_dispatch": "193.89",
+    "call_to_agency_arrival": "556.80",
+    "call_to_first_arrival_multi_agency_incidents": "494.71",
+    "median_dispatch": "106",
+    "median_travel": "332",
+    "average_travel": "6.05",
+    "average_dispatch": "1.55",
+}
+
+
+@pytest.fixture
+def make_bronze(spark):
+    """Build a bronze-shaped frame (every source column as text, plus lineage) from overrides of
+    BASE_ROW; `_line_number`, `_batch_id` and `_ingested_at` may be given per row."""
+    import datetime as dt
+
+    from nyc911lib.schema import BRONZE_SOURCE_NAMES
+
+    def build(*overrides: dict):
+        columns = [*BRONZE_SOURCE_NAMES, "_corrupt_record", "_source_file", "_source_kind", "_batch_id"]
+        rows = []
+        for i, override in enumerate(overrides, start=2):
+            row = {**dict.fromkeys(BRONZE_SOURCE_NAMES), **BASE_ROW, "_corrupt_record": None}
+            row.update(_source_file="t.csv", _source_kind="file", _batch_id="b1")
+            row.update({k: v for k, v in override.items() if k not in ("_line_number", "_ingested_at")})
+            rows.append(
+                (
+                    *[row[c] for c in columns],
+                    override.get("_ingested_at", dt.datetime(2026, 1, 1)),
+                    override.get("_line_number", i),
+                )
+            )
+        schema = ", ".join(f"`{c}` string" for c in columns) + ", _ingested_at timestamp, _line_number long"
+        return spark.createDataFrame(rows, schema)
+
+    return build

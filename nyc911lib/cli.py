@@ -1,0 +1,115 @@
+"""`nyc911`: the command line. Every failure is one readable line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nyc911lib.config import load_params
+from nyc911lib.errors import Nyc911Error
+from nyc911lib.pipeline import new_run_id, parse_date, resolve_source
+from nyc911lib.runner import run_notebooks
+from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
+from nyc911lib.spark import require_java
+
+SUMMARY_LINES = (
+    ("weeks", "{first_week} .. {last_week}"),
+    ("total incidents", "{total_incidents:,}"),
+    ("avg call-to-first-pickup", "{avg_call_to_first_pickup_s:.2f} s (incident-weighted)"),
+    ("SLA breach, incidents", "{sla_breach_incidents_pct:.2f} %"),
+    ("SLA breach, rows", "{sla_breach_rows_pct:.2f} %"),
+    ("source", "{source_kinds}"),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nyc911", description="NYC 911 End-to-End data: Bronze -> Silver -> Gold on Delta Lake."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run the four layer notebooks with papermill and write the HTML report",
+        description="Ingest a CSV export (default: the built-in synthetic sample) into bronze, rebuild "
+        "silver and gold, and write reports/kpi_report.html. Executed notebooks go to reports/runs/<run>/.",
+    )
+    run.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
+    run.add_argument("--source", type=Path, help="CSV export to ingest (default: the built-in sample)")
+    run.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
+    run.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first week of the gold scope")
+    run.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last week of the gold scope")
+    sample = sub.add_parser(
+        "sample",
+        help="write the built-in synthetic sample CSV",
+        description="Write the deterministic synthetic sample in the exact portal export format.",
+    )
+    sample.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    sample.add_argument("--weeks", type=int, default=DEFAULT_WEEKS, help=f"weeks (default {DEFAULT_WEEKS})")
+    sample.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    if args.warehouse:
+        params = params.with_warehouse(args.warehouse)
+    date_from = parse_date(args.date_from, "--from")
+    date_to = parse_date(args.date_to, "--to")
+    if date_from and date_to and date_from > date_to:
+        raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
+    require_java()
+    source, kind = resolve_source(params, args.source)
+    run_id = new_run_id()
+    print(f"nyc911 run {run_id}: {kind} {source} -> warehouse {params.warehouse or params.catalog}")
+    result = run_notebooks(
+        {
+            "params_file": str(params.source_file),
+            "source": str(source),
+            "source_kind": kind,
+            "warehouse": str(params.warehouse) if params.warehouse else None,
+            "reports_dir": str(params.reports_dir),
+            "date_from": date_from.isoformat() if date_from else None,
+            "date_to": date_to.isoformat() if date_to else None,
+            "run_id": run_id,
+        },
+        run_dir=params.reports_dir / "runs" / run_id,
+        reports_dir=params.reports_dir,
+    )
+    print(f"report: {result.report_path}")
+    print(f"executed notebooks: {result.run_dir}")
+    for label, template in SUMMARY_LINES:
+        try:
+            print(f"  {label:<26} {template.format(**result.summary)}")
+        except (KeyError, TypeError, ValueError):
+            print(f"  {label:<26} n/a")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    try:
+        path = write_sample(args.out, weeks=args.weeks, seed=args.seed)
+    except ValueError as exc:
+        raise Nyc911Error(str(exc)) from None
+    print(f"wrote the synthetic sample to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `nyc911` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _run, "sample": _sample}[args.command](args)
+    except Nyc911Error as exc:
+        print(f"nyc911: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nyc911: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Bronze: line numbering, permissive CSV parsing, lineage, required columns."""
+
+from __future__ import annotations
+
+import pytest
+from nyc911lib import (
+    MissingColumnsError,
+    bronze_column_names,
+    bronze_from_lines,
+    parse_csv_lines,
+    with_line_number,
+)
+from nyc911lib.bronze import check_required_columns
+from nyc911lib.schema import REQUIRED_BRONZE_NAMES
+
+
+@pytest.mark.parametrize("partitions", [1, 7])
+def test_line_numbers_follow_file_order_across_partitions(spark, partitions):
+    values = [(f"line {i}",) for i in range(1, 101)]
+    lines = spark.sparkContext.parallelize(values, partitions).toDF(["value"])
+    numbered = lines.transform(with_line_number()).orderBy("_line_number").collect()
+    assert [r._line_number for r in numbered] == list(range(1, 101))
+    assert [r.value for r in numbered] == [f"line {i}" for i in range(1, 101)]
+
+
+@pytest.mark.parametrize(
+    ("line", "fields", "corrupt"),
+    [
+        ("a,b,c", ["a", "b", "c"], None),
+        ('"x, y",b,c', ["x, y", "b", "c"], None),
+        ('1,"say ""hi""",3', ["1", 'say "hi"', "3"], None),
+        ("a,b", ["a", "b", None], "a,b"),
+        ("a,b,c,d", ["a", "b", "c"], "a,b,c,d"),
+        ('"a,b,c', ["a,b,c", None, None], '"a,b,c'),
+        ("", [None, None, None], ""),
+    ],
+)
+def test_parse_csv_lines_keeps_malformed_lines_with_raw_text(spark, line, fields, corrupt):
+    df = spark.createDataFrame([(line,)], "value string").transform(parse_csv_lines(["c1", "c2", "c3"]))
+    row = df.first()
+    assert [row.c1, row.c2, row.c3] == fields
+    assert row._corrupt_record == corrupt
+
+
+def test_bronze_from_lines_numbers_rows_skips_header_and_adds_lineage(spark):
+    header = ["Week Start Date", "Agency", "Surprise Column"]
+    lines = spark.createDataFrame(
+        [("Week Start Date,Agency,Surprise Column",), ("11/18/2013,EMS,x",), ("bad line",)], "value string"
+    ).coalesce(1)
+    rows = (
+        lines.transform(bronze_from_lines(header, "/data/e2e.csv", "file", "b1"))
+        .orderBy("_line_number")
+        .collect()
+    )
+    assert [r._line_number for r in rows] == [2, 3]
+    assert rows[0].week_start_date == "11/18/2013"
+    assert rows[0].surprise_column == "x"
+    assert rows[0]._corrupt_record is None
+    assert rows[1]._corrupt_record == "bad line"
+    assert {(r._source_file, r._source_kind, r._batch_id) for r in rows} == {("/data/e2e.csv", "file", "b1")}
+    assert all(r._ingested_at is not None for r in rows)
+
+
+def test_bronze_column_names_keep_repeated_and_empty_headers():
+    assert bronze_column_names(["Agency", "agency", "", "AGENCY"]) == [
+        "agency",
+        "agency_2",
+        "unnamed",
+        "agency_3",
+    ]
+
+
+def test_missing_required_columns_are_all_named():
+    present = [c for c in REQUIRED_BRONZE_NAMES if c not in ("agency", "call_to_first_pickup")]
+    with pytest.raises(MissingColumnsError) as err:
+        check_required_columns("e2e.csv", present)
+    assert err.value.missing == ["agency", "call_to_first_pickup"]
+    assert (
+        str(err.value)
+        == f"e2e.csv: missing required columns ['agency', 'call_to_first_pickup']; the file has {present}"
+    )
+
+
+def test_api_field_names_map_to_the_same_bronze_names():
+    api_header = ["week_start_date", "agency", "final_incident_type", "of_incidents_calculated"]
+    portal_header = ["Week Start Date", "Agency", "Final Incident Type", "# of Incidents Calculated"]
+    assert bronze_column_names(api_header) == bronze_column_names(portal_header) == api_header

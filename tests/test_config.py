@@ -1,0 +1,107 @@
+"""Params loading: defaults, overrides and the exact errors for broken files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nyc911lib import ParamsError, load_params
+from nyc911lib.config import DEFAULT_PARAMS, parse_quality_rules, parse_sla_rules
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_params_resolve_paths_and_rules():
+    params = load_params()
+    assert params.environment == "local"
+    assert params.warehouse == REPO / "warehouse"
+    assert params.reports_dir == REPO / "reports"
+    assert params.tables["gold"]["kpi_weekly"] == "kpi_weekly"
+    assert [r.name for r in params.sla_rules] == ["pickup_over_5s"]
+    assert params.sla_rules[0].metric == "avg_call_to_first_pickup_s"
+    assert params.sla_rules[0].threshold_s == 5.0
+    assert {r.action for r in params.quality_rules} == {"warn", "drop"}
+    assert params.agency_codes["NYPD (Non-CIP)"] == "NYPD_NON_CIP"
+
+
+def test_environment_variables_override_warehouse_reports_and_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NYC911_WAREHOUSE", str(tmp_path / "wh"))
+    monkeypatch.setenv("NYC911_REPORTS_DIR", str(tmp_path / "rep"))
+    monkeypatch.setenv("NYC911_ENVIRONMENT", "databricks")
+    params = load_params()
+    assert params.warehouse == tmp_path / "wh"
+    assert params.reports_dir == tmp_path / "rep"
+    assert params.catalog == "nyc911"
+    assert params.schemas == {"bronze": "bronze", "silver": "silver", "gold": "gold"}
+
+
+def test_missing_params_file_is_named(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ParamsError) as err:
+        load_params(missing)
+    assert str(err.value) == f"params file not found: {missing}"
+
+
+def test_unknown_environment_is_named(tmp_path):
+    text = DEFAULT_PARAMS.read_text().replace("environment: local", "environment: staging")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    (tmp_path / "sla_rules.yaml").write_text("sla_rules: []\n")
+    (tmp_path / "quality_rules.yaml").write_text("quality_rules: []\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == f"{path}: environment 'staging' is not in ['databricks', 'local']"
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            [{"name": "r", "condition": "x > 0", "action": "explode"}],
+            "q.yaml: quality rule 'r' has action 'explode'; expected one of ['warn', 'drop', 'fail']",
+        ),
+        (
+            [{"name": "r", "action": "warn"}],
+            "q.yaml: every quality rule needs a name and a condition: {'name': 'r', 'action': 'warn'}",
+        ),
+        (
+            [
+                {"name": "r", "condition": "a", "action": "warn"},
+                {"name": "r", "condition": "b", "action": "drop"},
+            ],
+            "q.yaml: quality rule names must be unique: ['r', 'r']",
+        ),
+    ],
+)
+def test_bad_quality_rules_are_refused(entries, message):
+    with pytest.raises(ParamsError) as err:
+        parse_quality_rules(entries, Path("q.yaml"))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            [{"name": "slow pickup", "metric": "m", "threshold_s": 5}],
+            "s.yaml: SLA rule name must be a snake_case",
+        ),
+        (
+            [{"name": "slow", "metric": "m", "threshold_s": "5s"}],
+            "s.yaml: SLA rule 'slow' needs a metric and",
+        ),
+    ],
+)
+def test_bad_sla_rules_are_refused(entries, message):
+    with pytest.raises(ParamsError, match=f"^{message}"):
+        parse_sla_rules(entries, Path("s.yaml"))
+
+
+def test_sla_rule_scope_and_flag_column():
+    (rule,) = parse_sla_rules(
+        [{"name": "ems_travel", "metric": "avg_travel_s", "threshold_s": 600, "agencies": ["EMS"]}],
+        Path("s.yaml"),
+    )
+    assert rule.agencies == ("EMS",)
+    assert rule.flag_column == "sla_breach_ems_travel"

@@ -1,0 +1,133 @@
+"""Gold: incident weighting, SLA flags, monthly rollup, summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+import pytest
+
+from nyc911lib import (
+    SlaRule,
+    incident_weighted_mean,
+    kpi_monthly_agency,
+    kpi_summary,
+    kpi_weekly,
+    within_weeks,
+)
+
+WEEKLY_SCHEMA = (
+    "week_start_date date, agency string, incident_type string, priority int, incidents long, "
+    "call_to_first_pickup_s double, call_to_agency_dispatch_s double, call_to_agency_arrival_s double, "
+    "avg_dispatch_s double, avg_travel_s double, median_dispatch_s double, median_travel_s double, "
+    "call_to_first_arrival_multi_agency_s double, _source_kind string"
+)
+PICKUP_5S = SlaRule("pickup_over_5s", "avg_call_to_first_pickup_s", 5.0)
+
+
+def _silver(spark, rows):
+    """rows: (week, agency, type, incidents, pickup_s, travel_s)."""
+    data = [
+        (dt.date.fromisoformat(w), a, t, 1, n, p, 100.0, 500.0, 60.0, tr, 50.0, 300.0, 450.0, "file")
+        for w, a, t, n, p, tr in rows
+    ]
+    return spark.createDataFrame(data, WEEKLY_SCHEMA)
+
+
+def test_incident_weighted_mean_ignores_rows_without_a_value(spark):
+    df = spark.createDataFrame([(100, 4.0), (300, 8.0), (600, None)], "incidents long, v double")
+    assert df.agg(incident_weighted_mean("v").alias("m")).first().m == pytest.approx(7.0)  # not 6.0, not 2.8
+
+
+def test_sla_flags_respect_threshold_and_scope(spark):
+    ems_only = SlaRule("ems_travel", "avg_travel_s", 400.0, agencies=("EMS",))
+    silver = _silver(
+        spark,
+        [
+            ("2024-01-01", "EMS", "A", 10, 5.0, 450.0),
+            ("2024-01-01", "EMS", "B", 10, 5.01, 350.0),
+            ("2024-01-01", "FDNY", "A", 10, 4.0, 900.0),
+            ("2024-01-01", "FDNY", "B", 10, None, 100.0),
+        ],
+    )
+    rows = silver.transform(kpi_weekly([PICKUP_5S, ems_only])).orderBy("agency", "incident_type").collect()
+    got = [(r.sla_breach_pickup_over_5s, r.sla_breach_ems_travel, r.sla_breached) for r in rows]
+    assert got == [(False, True, True), (True, False, True), (False, None, False), (None, None, None)]
+
+
+def test_kpi_weekly_contract_columns(spark):
+    weekly = _silver(spark, [("2024-01-01", "EMS", "A", 10, 5.0, 450.0)]).transform(kpi_weekly([PICKUP_5S]))
+    assert weekly.columns[:13] == [
+        "week_start_date",
+        "agency",
+        "incident_type",
+        "priority",
+        "incidents",
+        "avg_call_to_first_pickup_s",
+        "avg_call_to_agency_dispatch_s",
+        "avg_call_to_agency_arrival_s",
+        "avg_dispatch_s",
+        "avg_travel_s",
+        "median_dispatch_s",
+        "median_travel_s",
+        "avg_call_to_first_arrival_multi_agency_s",
+    ]
+    assert {"sla_breach_pickup_over_5s", "sla_breached"} <= set(weekly.columns)
+    assert dict(weekly.dtypes)["incidents"] == "bigint"
+
+
+def test_monthly_rollup_weights_by_incidents_and_assigns_weeks_by_start_date(spark):
+    silver = _silver(
+        spark,
+        [
+            ("2024-01-29", "EMS", "A", 100, 4.0, 400.0),  # week spans into February: counts for January
+            ("2024-01-01", "EMS", "B", 300, 8.0, 600.0),
+            ("2024-02-05", "EMS", "A", 50, 3.0, None),
+        ],
+    )
+    monthly = kpi_monthly_agency(silver.transform(kpi_weekly([PICKUP_5S]))).orderBy("month").collect()
+    jan, feb = monthly
+    assert (jan.month, jan.agency, jan.incidents, jan.rows) == (dt.date(2024, 1, 1), "EMS", 400, 2)
+    assert jan.avg_call_to_first_pickup_s == pytest.approx(7.0)
+    assert jan.avg_travel_s == pytest.approx(550.0)
+    assert jan.sla_breach_rate_pct == pytest.approx(75.0)  # 300 of 400 incidents in breaching rows
+    assert jan.sla_breach_rows_pct == pytest.approx(50.0)
+    assert feb.avg_travel_s is None
+    assert feb.sla_breach_rate_pct == 0.0
+
+
+def test_summary_totals_weighting_and_both_breach_rates(spark):
+    silver = _silver(
+        spark,
+        [
+            ("2024-01-01", "EMS", "A", 100, 4.0, 1.0),
+            ("2024-01-08", "FDNY", "A", 300, 8.0, 1.0),
+            ("2024-01-15", "FDNY", "B", 600, None, 1.0),
+        ],
+    )
+    weekly = silver.transform(kpi_weekly([PICKUP_5S]))
+    s = weekly.transform(kpi_summary(dt.date(2024, 1, 1), None)).first()
+    assert (s.first_week, s.last_week, s.total_incidents, s.rows, s.agencies) == (
+        dt.date(2024, 1, 1),
+        dt.date(2024, 1, 15),
+        1000,
+        3,
+        2,
+    )
+    assert s.avg_call_to_first_pickup_s == pytest.approx(7.0)
+    assert s.sla_breach_incidents_pct == pytest.approx(75.0)  # the 600 without a pickup are not evaluated
+    assert s.sla_breach_rows_pct == pytest.approx(50.0)
+    assert (s.scope_from, s.scope_to, s.source_kinds) == (dt.date(2024, 1, 1), None, "file")
+
+
+def test_within_weeks_bounds_are_inclusive(spark):
+    silver = _silver(
+        spark, [(w, "EMS", "A", 1, 1.0, 1.0) for w in ("2024-01-01", "2024-01-08", "2024-01-15")]
+    )
+    kept = silver.transform(within_weeks(dt.date(2024, 1, 8), dt.date(2024, 1, 15)))
+    assert sorted(r[0].isoformat() for r in kept.select("week_start_date").collect()) == [
+        "2024-01-08",
+        "2024-01-15",
+    ]
+    assert silver.transform(within_weeks(None, None)).count() == 3
+    assert kept.where(F.col("agency") != "EMS").count() == 0

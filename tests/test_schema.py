@@ -1,0 +1,44 @@
+"""Source column catalog and header sanitizing."""
+
+from __future__ import annotations
+
+import pytest
+
+from nyc911lib import SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
+from nyc911lib.schema import BRONZE_SOURCE_NAMES, REQUIRED_BRONZE_NAMES
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("Week Start Date", "week_start_date"),
+        ("# of Incidents Calculated", "of_incidents_calculated"),
+        (
+            "Median Cumulative First Arrival  (Multi-Agency Incidents)",
+            "median_cumulative_first_arrival_multi_agency_incidents",
+        ),
+        ("Call to First Arrival (Multi-Agency Incidents)", "call_to_first_arrival_multi_agency_incidents"),
+        ("of_incidents_calculated", "of_incidents_calculated"),
+        ("\ufeffWeek Start Date", "week_start_date"),
+        ("  ", "unnamed"),
+    ],
+)
+def test_sanitize_column_name(header, name):
+    assert sanitize_column_name(header) == name
+
+
+def test_catalog_has_the_30_export_columns_with_units():
+    assert len(SOURCE_HEADERS) == 30
+    assert len(set(BRONZE_SOURCE_NAMES)) == 30
+    units = {c.header: c.kind for c in SOURCE_COLUMNS}
+    assert units["Average Travel"] == "minutes"
+    assert units["Call to First Pickup"] == "seconds"
+    assert units["Median Travel"] == "seconds"
+    assert sum(kind == "minutes" for kind in units.values()) == 8
+    assert all(c.silver_name.endswith("_s") for c in SOURCE_COLUMNS if c.kind in ("seconds", "minutes"))
+    assert REQUIRED_BRONZE_NAMES[:4] == (
+        "week_start_date",
+        "agency",
+        "final_incident_type",
+        "of_incidents_calculated",
+    )
