@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint unit e2e notebooks bench lock clean
+.PHONY: help venv run test lint unit nbval notebooks lock clean
+NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +45,18 @@ lint: $(STAMP) ## ruff over the library, tests and notebooks
 test: $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, notebooks with nbval)
 	$(BIN)/ruff check nyc911lib tests
 	$(BIN)/python -m pytest $(ARGS)
+	$(MAKE) --no-print-directory nbval
+
+nbval: $(STAMP) ## Re-run the notebooks on the sample and compare with their stored outputs (nbval)
+	NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
+	  $(BIN)/python -m pytest -p no:cacheprovider --nbval notebooks \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -o testpaths=notebooks; \
+	  status=$$?; rm -rf $(NB_TMP); exit $$status
+
+notebooks: $(STAMP) ## Re-execute the notebooks in place on the sample (refreshes the outputs nbval compares)
+	cd notebooks && for nb in 01_bronze 02_silver 03_gold 04_kpi_report; do \
+	  NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
+	  ../$(BIN)/jupyter-execute --inplace $$nb.ipynb || exit 1; done; rm -rf $(NB_TMP)
 
 unit: $(STAMP) ## Only the fast unit tests
 	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)

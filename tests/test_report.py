@@ -34,41 +34,67 @@ JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 HOSTILE_NAMES = [
     "</script><script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',
-    "O'Brien & \"Co\" </div></section>",
+    'O\'Brien & "Co" </div></section>',
     "🚑 EMS <b>bold</b>\u2028line",
     ("<a href=\"javascript:alert(1)\" popup='x'>" + "&<>\"'" * 60)[:300],
 ]
-ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "h1", "h2", "div", "p",
-                "label", "select", "option", "section"}
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "script",
+    "body",
+    "h1",
+    "h2",
+    "div",
+    "p",
+    "label",
+    "select",
+    "option",
+    "section",
+}
 ALLOWED_IDS = re.compile(r"agency-filter|report-data|tile-value-\d+|chart-\d+")
 CHART_JSON = re.compile(r"\(function\(f\)\{Plotly\.newPlot\(\"(chart-\d+)\".*?\}\)\((.*?)\);\n", re.S)
 
 
 def make_summary(**overrides) -> pd.DataFrame:
     row = {
-        "scope_from": None, "scope_to": None, "first_week": JAN, "last_week": dt.date(2024, 2, 26),
-        "total_incidents": 1234, "rows": 12, "agencies": 2, "avg_call_to_first_pickup_s": 6.5,
-        "sla_breach_incidents_pct": 12.25, "sla_breach_rows_pct": 10.0, "source_kinds": "file",
+        "scope_from": None,
+        "scope_to": None,
+        "first_week": JAN,
+        "last_week": dt.date(2024, 2, 26),
+        "total_incidents": 1234,
+        "rows": 12,
+        "agencies": 2,
+        "avg_call_to_first_pickup_s": 6.5,
+        "sla_breach_incidents_pct": 12.25,
+        "sla_breach_rows_pct": 10.0,
+        "source_kinds": "file",
     }
     return pd.DataFrame([{**row, **overrides}])
 
 
 def make_monthly(rows: list[tuple]) -> pd.DataFrame:
     """rows: (month, agency, incidents, avg_call_to_first_pickup_s, sla_breach_rate_pct)."""
-    frame = pd.DataFrame(rows, columns=["month", "agency", "incidents", "avg_call_to_first_pickup_s",
-                                        "sla_breach_rate_pct"])
+    frame = pd.DataFrame(
+        rows, columns=["month", "agency", "incidents", "avg_call_to_first_pickup_s", "sla_breach_rate_pct"]
+    )
     for column in ("avg_dispatch_s", "avg_travel_s", "avg_call_to_agency_arrival_s", "sla_breach_rows_pct"):
         frame[column] = 1.0
     frame["rows"] = 1
     return frame
 
 
-MONTHLY = make_monthly([
-    (JAN, "NYPD", 50, 3.0, 0.0),
-    (JAN, "EMS", 100, 4.0, 10.0),
-    (FEB, "EMS", 300, 8.0, 20.0),
-    (FEB, "NYPD", 150, float("nan"), 40.0),
-])
+MONTHLY = make_monthly(
+    [
+        (JAN, "NYPD", 50, 3.0, 0.0),
+        (JAN, "EMS", 100, 4.0, 10.0),
+        (FEB, "EMS", 300, 8.0, 20.0),
+        (FEB, "NYPD", 150, float("nan"), 40.0),
+    ]
+)
 
 
 class _Collector(HTMLParser):
@@ -124,8 +150,12 @@ def test_tiles_use_incident_weighted_means():
     tiles = kpi_tiles(make_summary(), MONTHLY)
     assert [t["agency"] for t in tiles] == ["All agencies", "EMS", "NYPD"]
     everyone, ems, nypd = tiles
-    assert everyone == {"agency": "All agencies", "total_incidents": 1234, "sla_breach_pct": 12.25,
-                        "avg_call_to_first_pickup_s": 6.5}
+    assert everyone == {
+        "agency": "All agencies",
+        "total_incidents": 1234,
+        "sla_breach_pct": 12.25,
+        "avg_call_to_first_pickup_s": 6.5,
+    }
     assert ems["total_incidents"] == 400
     assert ems["avg_call_to_first_pickup_s"] == pytest.approx(7.0)  # not the plain mean 6.0
     assert ems["sla_breach_pct"] == pytest.approx(17.5)  # (100*10 + 300*20) / 400, not 15.0
@@ -165,10 +195,13 @@ def test_format_tile(value, unit, expected):
 def test_figures_have_one_trace_per_agency_and_units():
     figures = monthly_figures(MONTHLY)
     assert [f.layout.yaxis.title.text for f in figures] == [
-        "Incidents per month", "Seconds", "% of incidents",
+        "Incidents per month",
+        "Seconds",
+        "% of incidents",
     ]
     assert [f.layout.title.text for f in figures] == [
-        "Monthly incident volume by agency", "Average call to first pickup by agency",
+        "Monthly incident volume by agency",
+        "Average call to first pickup by agency",
         "SLA breach rate by agency",
     ]
     for fig in figures:
@@ -198,14 +231,23 @@ def test_header_tiles_sections_and_filter(page):
     assert "2024-01-01 to 2024-02-26" in page
     assert "params: default.yaml" in page
     assert SYNTHETIC_BANNER not in page
-    for text in ("Incidents per month", "Incident-weighted mean of the weekly averages, seconds.",
-                 "% of incidents", "1,234", "12.2 %", "6.5 s"):
+    for text in (
+        "Incidents per month",
+        "Incident-weighted mean of the weekly averages, seconds.",
+        "% of incidents",
+        "1,234",
+        "12.2 %",
+        "6.5 s",
+    ):
         assert escape(text) in page
     assert doc.options == [("all", "All agencies"), ("0", "EMS"), ("1", "NYPD")]
     config = json.loads(next(s for s in doc.scripts if '"tiles"' in s and "Plotly" not in s))
     assert config["charts"] == ["chart-0", "chart-1", "chart-2"]
-    assert config["tiles"] == {"all": ["1,234", "12.2 %", "6.5 s"], "0": ["400", "17.5 %", "7.0 s"],
-                               "1": ["200", "30.0 %", "3.0 s"]}
+    assert config["tiles"] == {
+        "all": ["1,234", "12.2 %", "6.5 s"],
+        "0": ["400", "17.5 %", "7.0 s"],
+        "1": ["200", "30.0 %", "3.0 s"],
+    }
     figures = chart_figures(page)
     assert sorted(figures) == config["charts"]
     assert [t["name"] for t in figures["chart-1"]["data"]] == ["EMS", "NYPD"]
@@ -215,8 +257,15 @@ def test_header_tiles_sections_and_filter(page):
 
 @pytest.mark.parametrize(
     ("source_kinds", "synthetic"),
-    [("sample", True), ("file,sample", True), (" file , sample ", True), ("file", False), ("", False),
-     (None, False), ("samples", False)],
+    [
+        ("sample", True),
+        ("file,sample", True),
+        (" file , sample ", True),
+        ("file", False),
+        ("", False),
+        (None, False),
+        ("samples", False),
+    ],
 )
 def test_synthetic_banner_iff_sample(source_kinds, synthetic):
     html = render_report_html(make_summary(source_kinds=source_kinds), MONTHLY)
@@ -258,8 +307,12 @@ def test_empty_monthly_frame(tmp_path):
 
 
 def test_nan_metrics_show_na():
-    summary = make_summary(avg_call_to_first_pickup_s=float("nan"), sla_breach_incidents_pct=None,
-                           first_week=None, last_week=None)
+    summary = make_summary(
+        avg_call_to_first_pickup_s=float("nan"),
+        sla_breach_incidents_pct=None,
+        first_week=None,
+        last_week=None,
+    )
     monthly = make_monthly([(JAN, "EMS", 10, float("nan"), float("nan"))])
     html = render_report_html(summary, monthly)
     config = json.loads(next(s for s in parse(html).scripts if '"tiles"' in s and "Plotly" not in s))
@@ -268,14 +321,25 @@ def test_nan_metrics_show_na():
 
 
 def test_report_summary_json_is_serializable():
-    summary = make_summary(scope_from=dt.date(2024, 1, 1), scope_to=pd.Timestamp("2024-03-31"),
-                           sla_breach_rows_pct=float("nan"), source_kinds="file,sample")
+    summary = make_summary(
+        scope_from=dt.date(2024, 1, 1),
+        scope_to=pd.Timestamp("2024-03-31"),
+        sla_breach_rows_pct=float("nan"),
+        source_kinds="file,sample",
+    )
     out = report_summary_json(summary)
     assert json.loads(json.dumps(out, allow_nan=False)) == out
     assert out == {
-        "scope_from": "2024-01-01", "scope_to": "2024-03-31", "first_week": "2024-01-01",
-        "last_week": "2024-02-26", "total_incidents": 1234, "rows": 12, "agencies": 2,
-        "avg_call_to_first_pickup_s": 6.5, "sla_breach_incidents_pct": 12.25, "sla_breach_rows_pct": None,
+        "scope_from": "2024-01-01",
+        "scope_to": "2024-03-31",
+        "first_week": "2024-01-01",
+        "last_week": "2024-02-26",
+        "total_incidents": 1234,
+        "rows": 12,
+        "agencies": 2,
+        "avg_call_to_first_pickup_s": 6.5,
+        "sla_breach_incidents_pct": 12.25,
+        "sla_breach_rows_pct": None,
         "source_kinds": "file,sample",
     }
     assert isinstance(out["total_incidents"], int)

@@ -1,0 +1,124 @@
+"""The `nyc911` command: help, sample, bad input (fast, before any Spark work) and one full run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nyc911lib.sample import write_sample
+from nyc911lib.spark import JAVA_HELP, MIN_JAVA
+
+NYC911 = str(Path(sys.executable).parent / "nyc911")
+
+
+def nyc911(*args: str, env: dict | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NYC911, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--help"], "{run,sample}"),
+        (["run", "--help"], "--source SOURCE"),
+        (["run", "--help"], "--from YYYY-MM-DD"),
+        (["sample", "--help"], "--out OUT"),
+    ],
+)
+def test_help(args, expected):
+    result = nyc911(*args)
+    assert result.returncode == 0
+    assert expected in result.stdout
+
+
+def test_sample_writes_the_built_in_sample(tmp_path):
+    result = nyc911("sample", "--out", str(tmp_path / "s.csv"))
+    assert result.returncode == 0
+    assert result.stdout == f"wrote the synthetic sample to {tmp_path / 's.csv'}\n"
+    assert (tmp_path / "s.csv").read_bytes() == write_sample(tmp_path / "ref.csv").read_bytes()
+
+
+def test_sample_with_bad_weeks_is_refused(tmp_path):
+    result = nyc911("sample", "--out", str(tmp_path / "s.csv"), "--weeks", "1")
+    assert result.returncode == 1
+    assert result.stderr.startswith("nyc911: error: ")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def _empty(tmp_path: Path) -> Path:
+    (tmp_path / "empty.csv").write_bytes(b"")
+    return tmp_path / "empty.csv"
+
+
+def _no_agency(tmp_path: Path) -> Path:
+    path = tmp_path / "no_agency.csv"
+    path.write_text("Week Start Date,Final Incident Type\n11/18/2013,Dispute\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_source", "message"),
+    [
+        (lambda d: d / "missing.csv", "source file not found: {src}"),
+        (_empty, "source file is empty: {src}"),
+        (_no_agency, "{src}: missing required columns ['agency', 'of_incidents_calculated'"),
+    ],
+)
+def test_bad_source_fails_fast_and_writes_nothing(tmp_path, make_source, message):
+    src = make_source(tmp_path)
+    result = nyc911("run", "--source", str(src), "--warehouse", str(tmp_path / "wh"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("nyc911: error: " + message.format(src=src.resolve()))
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "wh").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2024-13-01"], "nyc911: error: --from must be a date as YYYY-MM-DD, got '2024-13-01'\n"),
+        (
+            ["--from", "2024-02-01", "--to", "2024-01-01"],
+            "nyc911: error: --from 2024-02-01 is after --to 2024-01-01\n",
+        ),
+        (["--params", "/nonexistent/p.yaml"], "nyc911: error: params file not found: /nonexistent/p.yaml\n"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, args, message):
+    result = nyc911("run", "--warehouse", str(tmp_path / "wh"), *args)
+    assert (result.returncode, result.stderr) == (1, message)
+    assert not (tmp_path / "wh").exists()
+
+
+def test_missing_java_stops_at_once_with_install_help(tmp_path):
+    env = {"PATH": str(Path(NYC911).parent), "JAVA_HOME": ""}
+    result = nyc911("run", "--warehouse", str(tmp_path / "wh"), env=env)
+    assert result.returncode == 1
+    expected = JAVA_HELP.format(min=MIN_JAVA, found="no `java` was found")
+    assert result.stderr == f"nyc911: error: {expected}\n"
+
+
+@pytest.mark.e2e
+def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, params, tmp_path):
+    reports = tmp_path / "reports"
+    result = nyc911(
+        "run", "--warehouse", str(tmp_path / "wh"), env={"NYC911_REPORTS_DIR": str(reports)}, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for i, name in enumerate(("01_bronze", "02_silver", "03_gold", "04_kpi_report"), start=1):
+        assert f"[{i}/4] {name} done in" in result.stdout
+        assert len(list((reports / "runs").glob(f"*/{name}.ipynb"))) == 1
+    assert f"report: {reports / 'kpi_report.html'}" in result.stdout
+    html = (reports / "kpi_report.html").read_text(encoding="utf-8")
+    assert "Synthetic sample data" in html
+    summary = json.loads((reports / "kpi_summary.json").read_text())
+    gold = spark.read.format("delta").load(str(tmp_path / "wh" / "gold" / "kpi_summary")).first()
+    assert summary["total_incidents"] == gold.total_incidents
+    assert f"total incidents            {gold.total_incidents:,}" in result.stdout
+    assert summary["avg_call_to_first_pickup_s"] == pytest.approx(gold.avg_call_to_first_pickup_s)

@@ -1,0 +1,137 @@
+"""End to end on the real 2025 export (../shared/data; skipped when absent): gold equals an
+independent pandas computation from the raw CSV, and a restated publication converges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyspark.sql.functions as F
+import pytest
+from conftest import REAL_2023, REAL_2025, real_export
+from pyspark.testing import assertDataFrameEqual
+
+from nyc911lib import build_gold, build_silver, ingest_bronze, read_table
+
+pytestmark = pytest.mark.e2e
+AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": "NYPD_NON_CIP"}
+
+
+@pytest.fixture(scope="module")
+def real_run(spark, params, tmp_path_factory):
+    source = real_export(REAL_2025)
+    wh = params.with_warehouse(tmp_path_factory.mktemp("real") / "warehouse")
+    ingest_bronze(spark, wh, source)
+    accounting = build_silver(spark, wh, "real-1")
+    summary = build_gold(spark, wh)
+    return wh, accounting, summary
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    """The raw export read by pandas, independently of the pipeline, minus the rows the quality
+    rules must drop (call-to-first-pickup outside [0, 120] s: the 2 negative FDNY rows)."""
+    df = pd.read_csv(real_export(REAL_2025))
+    df["week"] = pd.to_datetime(df["Week Start Date"], format="%m/%d/%Y")
+    df["month"] = df["week"].dt.to_period("M").dt.to_timestamp().dt.date
+    df["agency"] = df["Agency"].map(AGENCY_CODES)
+    return df[df["Call to First Pickup"].between(0, 120)]
+
+
+def test_real_export_row_accounting(real_run):
+    _, (batch,), _ = real_run
+    assert (
+        batch["rows_bronze"],
+        batch["rows_silver"],
+        batch["rows_quarantined"],
+        batch["rows_superseded"],
+    ) == (11606, 11604, 2, 0)
+
+
+def test_the_two_negative_pickups_are_quarantined(spark, real_run):
+    wh = real_run[0]
+    rows = read_table(spark, wh, "silver", "quarantine").orderBy("week_start_date").collect()
+    assert [(r.week_start_date, r.agency, r.final_incident_type, r.call_to_first_pickup) for r in rows] == [
+        ("07/02/2018", "FDNY", "1. Structural Fires", "-46.68"),
+        ("09/10/2018", "FDNY", "1. Structural Fires", "-0.16"),
+    ]
+    assert all(r.quarantine_reasons == ["call_to_first_pickup_within_0_120s"] for r in rows)
+
+
+def test_summary_equals_pandas(real_run, raw):
+    summary = real_run[2]
+    weighted_pickup = (raw["Call to First Pickup"] * raw["# of Incidents Calculated"]).sum() / raw[
+        "# of Incidents Calculated"
+    ].sum()
+    breach = raw["Call to First Pickup"] > 5
+    assert summary["total_incidents"] == raw["# of Incidents Calculated"].sum() == 36_259_560
+    assert summary["rows"] == len(raw) == 11_604
+    assert summary["avg_call_to_first_pickup_s"] == pytest.approx(weighted_pickup, rel=1e-12)
+    assert summary["sla_breach_incidents_pct"] == pytest.approx(
+        100 * raw.loc[breach, "# of Incidents Calculated"].sum() / raw["# of Incidents Calculated"].sum(),
+        rel=1e-12,
+    )
+    assert summary["sla_breach_rows_pct"] == pytest.approx(100 * breach.mean(), rel=1e-12)
+    assert (summary["first_week"], summary["last_week"]) == (dt.date(2013, 11, 18), dt.date(2025, 12, 22))
+
+
+def _pandas_month(raw: pd.DataFrame, month: dt.date, agency: str) -> dict:
+    rows = raw[(raw["month"] == month) & (raw["agency"] == agency)]
+    n = rows["# of Incidents Calculated"]
+
+    def weighted(values: pd.Series) -> float:
+        known = values.notna()
+        return (values[known] * n[known]).sum() / n[known].sum()
+
+    return {
+        "incidents": int(n.sum()),
+        "avg_call_to_first_pickup_s": weighted(rows["Call to First Pickup"]),
+        "avg_dispatch_s": weighted(rows["Average Dispatch"] * 60),  # minutes in the source
+        "avg_travel_s": weighted(rows["Average Travel"] * 60),
+        "avg_call_to_agency_arrival_s": weighted(rows["Call to Agency Arrival"]),
+        "sla_breach_rate_pct": 100 * n[rows["Call to First Pickup"] > 5].sum() / n.sum(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("month", "agency"),
+    [
+        (dt.date(2013, 11, 1), "EMS"),
+        (dt.date(2018, 7, 1), "FDNY"),  # holds a quarantined negative pickup
+        (dt.date(2020, 4, 1), "NYPD_NON_CIP"),
+        (dt.date(2023, 1, 1), "NYPD"),
+        (dt.date(2025, 12, 1), "EMS"),
+    ],
+)
+def test_monthly_agency_kpis_equal_pandas(spark, real_run, raw, month, agency):
+    wh = real_run[0]
+    gold = (
+        read_table(spark, wh, "gold", "kpi_monthly_agency")
+        .where((F.col("month") == month) & (F.col("agency") == agency))
+        .first()
+        .asDict()
+    )
+    expected = _pandas_month(raw, month, agency)
+    assert gold["incidents"] == expected.pop("incidents")
+    for column, value in expected.items():
+        assert gold[column] == pytest.approx(value, rel=1e-9), column
+
+
+def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_run, tmp_path):
+    wh_alone = real_run[0]
+    wh = params.with_warehouse(tmp_path / "warehouse")
+    first = ingest_bronze(spark, wh, real_export(REAL_2023))
+    second = ingest_bronze(spark, wh, REAL_2025)
+    accounting = {a["batch_id"]: a for a in build_silver(spark, wh, "real-2")}
+    build_gold(spark, wh)
+    counts = ("rows_bronze", "rows_silver", "rows_quarantined", "rows_superseded")
+    # every valid 2023 row is superseded by the 2025 publication; both negative pickups are quarantined twice
+    assert tuple(accounting[first.batch_id][c] for c in counts) == (8803, 0, 2, 8801)
+    assert tuple(accounting[second.batch_id][c] for c in counts) == (11606, 11604, 2, 0)
+    lineage = [c for c in read_table(spark, wh, "silver", "e2e_weekly").columns if c.startswith("_")]
+    assertDataFrameEqual(
+        read_table(spark, wh, "silver", "e2e_weekly").drop(*lineage),
+        read_table(spark, wh_alone, "silver", "e2e_weekly").drop(*lineage),
+    )
+    for table in ("kpi_weekly", "kpi_monthly_agency", "kpi_summary"):
+        assertDataFrameEqual(read_table(spark, wh, "gold", table), read_table(spark, wh_alone, "gold", table))

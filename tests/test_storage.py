@@ -1,0 +1,57 @@
+"""Storage edges: source checks with exact messages, table naming per environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nyc911lib import SourceError, table_name
+from nyc911lib.storage import read_source_header
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "source file is empty: {path}"),
+        (b"  \n\n", "source file is empty: {path}"),
+        (b"Week Start Date,Agency\n", "source file has a header but no data rows: {path}"),
+        (
+            b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>\n",
+            "source file is not a CSV export (it looks like an HTML/XML page): {path}",
+        ),
+    ],
+)
+def test_unusable_source_files_are_refused_with_the_problem_named(tmp_path, content, message):
+    path = tmp_path / "export.csv"
+    path.write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        read_source_header(path)
+    assert str(err.value) == message.format(path=path)
+
+
+def test_missing_source_and_folder_source(tmp_path):
+    with pytest.raises(SourceError) as err:
+        read_source_header(tmp_path / "missing.csv")
+    assert str(err.value) == f"source file not found: {tmp_path / 'missing.csv'}"
+    with pytest.raises(SourceError) as err:
+        read_source_header(tmp_path)
+    assert str(err.value) == f"source is not a file: {tmp_path}"
+
+
+def test_header_is_read_with_bom_and_quotes(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_bytes('\ufeffWeek Start Date,"Agency",# of Incidents Calculated\r\n1,2,3\r\n'.encode())
+    assert read_source_header(path) == ["Week Start Date", "Agency", "# of Incidents Calculated"]
+
+
+def test_table_names_local_and_unity_catalog(params, monkeypatch):
+    local = params.with_warehouse("/lake")
+    assert table_name(local, "gold", "kpi_weekly") == str(Path("/lake/gold/kpi_weekly"))
+    assert table_name(local, "silver", "quarantine") == str(Path("/lake/silver/e2e_quarantine"))
+    monkeypatch.setenv("NYC911_ENVIRONMENT", "databricks")
+    from nyc911lib import load_params
+
+    uc = load_params()
+    assert table_name(uc, "gold", "kpi_weekly") == "nyc911.gold.kpi_weekly"
+    assert table_name(uc, "bronze", "e2e_raw") == "nyc911.bronze.e2e_raw"
