@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from nyc911lib import get_spark, load_params
+from nyc911lib.schema import BRONZE_SOURCE_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -67,9 +69,6 @@ BASE_ROW = {
 def make_bronze(spark):
     """Build a bronze-shaped frame (every source column as text, plus lineage) from overrides of
     BASE_ROW; `_line_number`, `_batch_id` and `_ingested_at` may be given per row."""
-    import datetime as dt
-
-    from nyc911lib.schema import BRONZE_SOURCE_NAMES
 
     def build(*overrides: dict):
         columns = [*BRONZE_SOURCE_NAMES, "_corrupt_record", "_source_file", "_source_kind", "_batch_id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nyc911lib import (
     MissingColumnsError,
     bronze_column_names,

@@ -18,7 +18,12 @@ NYC911 = str(Path(sys.executable).parent / "nyc911")
 
 def nyc911(*args: str, env: dict | None = None, timeout: int = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [NYC911, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        [NYC911, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nyc911lib import SourceError, table_name
+from nyc911lib import SourceError, load_params, table_name
 from nyc911lib.storage import read_source_header
 
 
@@ -50,8 +50,6 @@ def test_table_names_local_and_unity_catalog(params, monkeypatch):
     assert table_name(local, "gold", "kpi_weekly") == str(Path("/lake/gold/kpi_weekly"))
     assert table_name(local, "silver", "quarantine") == str(Path("/lake/silver/e2e_quarantine"))
     monkeypatch.setenv("NYC911_ENVIRONMENT", "databricks")
-    from nyc911lib import load_params
-
     uc = load_params()
     assert table_name(uc, "gold", "kpi_weekly") == "nyc911.gold.kpi_weekly"
     assert table_name(uc, "bronze", "e2e_raw") == "nyc911.bronze.e2e_raw"
