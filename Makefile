@@ -63,8 +63,8 @@ unit: $(STAMP) ## Only the fast unit tests
 
 lock: ## Re-pin requirements-lock.txt from pyproject.toml in a scratch venv
 	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
-	/tmp/nyc911-lock/bin/pip install --quiet ".[dev]"
-	{ echo "# Full pinned dependency tree (pip freeze of \`pip install .[dev]\`)."; \
+	/tmp/nyc911-lock/bin/pip install --quiet ".[local,dev]"
+	{ echo "# Full pinned dependency tree (pip freeze of \`pip install .[local,dev]\`)."; \
 	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
 	  /tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib; } > requirements-lock.txt
 

@@ -21,6 +21,7 @@ from nyc911lib.gold import (
     sla_breach_flag,
     within_weeks,
 )
+from nyc911lib.notebook import notebook_args
 from nyc911lib.pipeline import (
     build_gold,
     build_silver,
@@ -76,6 +77,7 @@ __all__ = [
     "load_params",
     "monthly_figures",
     "new_run_id",
+    "notebook_args",
     "parse_csv_lines",
     "parse_date",
     "quarantine_rows",

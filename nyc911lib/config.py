@@ -135,7 +135,8 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
 
     Relative paths inside it are resolved against its folder. The environment variables
     ``NYC911_WAREHOUSE`` and ``NYC911_REPORTS_DIR`` override the local warehouse and the reports
-    folder (tests and notebooks under nbval use them); ``NYC911_ENVIRONMENT`` picks the environment.
+    folder (tests and notebooks under nbval use them); ``NYC911_ENVIRONMENT`` picks the environment
+    and ``NYC911_CATALOG`` the Unity Catalog catalog of a catalog environment (a dev deployment).
     """
     path = Path(path).resolve() if path else DEFAULT_PARAMS
     data = _read_yaml(path)
@@ -158,7 +159,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     return Params(
         environment=environment,
         warehouse=warehouse,
-        catalog=env.get("catalog"),
+        catalog=(os.environ.get("NYC911_CATALOG") or env.get("catalog")) if "catalog" in env else None,
         schemas=dict(env.get("schemas") or {}),
         tables={layer: dict(tables[layer]) for layer in LAYERS},
         reports_dir=Path(
