@@ -13,6 +13,7 @@ from nyc911lib.errors import (
     QualityRuleError,
     SourceError,
 )
+from nyc911lib.fetch import FetchConfig, FetchError, fetch_api, fetch_csv_export
 from nyc911lib.gold import (
     incident_weighted_mean,
     kpi_monthly_agency,
@@ -51,6 +52,8 @@ __all__ = [
     "NATURAL_KEY",
     "SOURCE_COLUMNS",
     "SOURCE_HEADERS",
+    "FetchConfig",
+    "FetchError",
     "JavaNotFoundError",
     "MissingColumnsError",
     "Nyc911Error",
@@ -65,6 +68,8 @@ __all__ = [
     "build_gold",
     "build_silver",
     "evaluate_bronze",
+    "fetch_api",
+    "fetch_csv_export",
     "get_spark",
     "gold_tables",
     "incident_weighted_mean",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nyc911lib.config import load_params
 from nyc911lib.errors import Nyc911Error
+from nyc911lib.fetch import fetch_api, fetch_csv_export
 from nyc911lib.pipeline import new_run_id, parse_date, resolve_source
 from nyc911lib.runner import run_notebooks
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
@@ -36,10 +37,30 @@ def _parser() -> argparse.ArgumentParser:
         "silver and gold, and write reports/kpi_report.html. Executed notebooks go to reports/runs/<run>/.",
     )
     run.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
-    run.add_argument("--source", type=Path, help="CSV export to ingest (default: the built-in sample)")
+    run.add_argument(
+        "--source",
+        type=Path,
+        help="CSV export to ingest, or `live` to download the current export from NYC Open Data first "
+        "(default: the built-in sample; a local file named live must be given as ./live)",
+    )
     run.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
     run.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first week of the gold scope")
     run.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last week of the gold scope")
+    fetch = sub.add_parser(
+        "fetch",
+        help="download the dataset from NYC Open Data into the landing folder",
+        description="Download the 911 End-to-End export (CSV, or the SODA JSON API with --api) into the "
+        "landing folder as an immutable timestamped file; a partial or invalid download never lands. "
+        "An app token is read from the environment variable named in params (NYC911_APP_TOKEN).",
+    )
+    fetch.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
+    fetch.add_argument(
+        "--warehouse", type=Path, help="local warehouse whose landing/ folder receives the file"
+    )
+    fetch.add_argument(
+        "--api", action="store_true", help="use the paged SODA JSON API instead of the CSV export"
+    )
+    fetch.add_argument("--since", metavar="YYYY-MM-DD", help="with --api: only weeks starting on or after")
     sample = sub.add_parser(
         "sample",
         help="write the built-in synthetic sample CSV",
@@ -62,7 +83,13 @@ def _run(args: argparse.Namespace) -> int:
     if date_from and date_to and date_from > date_to:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
     require_java()
-    source, kind = resolve_source(params, args.source)
+    if args.source == Path("live"):
+        landed = fetch_csv_export(params.fetch, params.landing_dir)
+        print(f"landed {landed}")
+        source, kind = resolve_source(params, landed)
+        kind = "live"
+    else:
+        source, kind = resolve_source(params, args.source)
     run_id = new_run_id()
     print(f"nyc911 run {run_id}: {kind} {source} -> warehouse {params.warehouse or params.catalog}")
     result = run_notebooks(
@@ -89,6 +116,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    if args.warehouse:
+        params = params.with_warehouse(args.warehouse)
+    if args.since and not args.api:
+        raise Nyc911Error("--since needs --api (the CSV export has no filter)")
+    if args.api:
+        landed = fetch_api(params.fetch, params.landing_dir, since=parse_date(args.since, "--since"))
+        if landed is None:
+            print(f"nothing new since {args.since}")
+            return 0
+    else:
+        landed = fetch_csv_export(params.fetch, params.landing_dir)
+    print(f"landed {landed}")
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     try:
         path = write_sample(args.out, weeks=args.weeks, seed=args.seed)
@@ -102,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nyc911` command."""
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "sample": _sample}[args.command](args)
+        return {"run": _run, "fetch": _fetch, "sample": _sample}[args.command](args)
     except Nyc911Error as exc:
         print(f"nyc911: error: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from nyc911lib.errors import ParamsError
+from nyc911lib.fetch import FetchConfig
 
 LAYERS = ("bronze", "silver", "gold")
 QUALITY_ACTIONS = ("warn", "drop", "fail")
@@ -60,11 +61,25 @@ class Params:
     agency_codes: dict[str, str]
     incident_type_fixes: dict[str, str]
     unspecified_incident_type: str
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    landing: Path | None = None
     source_file: Path = field(default=Path("params/default.yaml"))
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
         """A copy that stores its tables under another local warehouse folder."""
         return replace(self, warehouse=Path(warehouse).resolve())
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where downloaded and replayed exports land: the environment's `landing_dir`, else
+        `<warehouse>/landing` (so a warehouse carries its own publications)."""
+        if self.landing is not None:
+            return self.landing
+        if self.warehouse is None:
+            raise ParamsError(
+                f"params: environment '{self.environment}' sets neither landing_dir nor warehouse"
+            )
+        return self.warehouse / "landing"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -152,6 +167,11 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     for layer in LAYERS:
         if layer not in tables:
             raise ParamsError(f"{path}: tables lacks the layer '{layer}'")
+    fetch_values = data.get("fetch") or {}
+    unknown = sorted(set(fetch_values) - set(FetchConfig.__dataclass_fields__))
+    if unknown:
+        raise ParamsError(f"{path}: unknown fetch settings {unknown}")
+    landing_value = os.environ.get("NYC911_LANDING_DIR") or env.get("landing_dir")
     quality_path = base / _require(data, "quality_rules_file", path)
     sla_path = (
         Path(sla_rules_file).resolve() if sla_rules_file else base / _require(data, "sla_rules_file", path)
@@ -172,5 +192,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         agency_codes=dict(_require(data, "agency_codes", path)),
         incident_type_fixes=dict(data.get("incident_type_fixes") or {}),
         unspecified_incident_type=str(data.get("unspecified_incident_type", "Unspecified")),
+        fetch=FetchConfig(**fetch_values),
+        landing=(base / landing_value).resolve() if landing_value else None,
         source_file=path,
     )

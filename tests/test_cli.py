@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import REAL_2025, real_export
+from http_fixture_server import FixtureServer
 
 from nyc911lib.sample import write_sample
 from nyc911lib.spark import JAVA_HELP, MIN_JAVA
@@ -127,3 +130,33 @@ def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, para
     assert summary["total_incidents"] == gold.total_incidents
     assert f"total incidents            {gold.total_incidents:,}" in result.stdout
     assert summary["avg_call_to_first_pickup_s"] == pytest.approx(gold.avg_call_to_first_pickup_s)
+
+
+@pytest.fixture
+def portal_params(tmp_path):
+    """A params folder whose fetch.base_url points at a loopback portal serving the real export."""
+
+    server = FixtureServer(real_export(REAL_2025)).start()
+    folder = tmp_path / "params"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "params", folder)
+    text = (folder / "default.yaml").read_text().replace("https://data.cityofnewyork.us", server.base_url)
+    (folder / "default.yaml").write_text(text.replace("retries: 5", "retries: 1"))
+    yield folder / "default.yaml"
+    server.stop()
+
+
+def test_fetch_lands_the_export_in_the_warehouse_landing_folder(tmp_path, portal_params):
+    result = nyc911("fetch", "--params", str(portal_params), "--warehouse", str(tmp_path / "wh"))
+    assert result.returncode == 0, result.stderr
+    (landed,) = (tmp_path / "wh" / "landing").iterdir()
+    assert result.stdout == f"landed {landed}\n"
+    assert landed.name.startswith("nyc911_e2e_")
+    assert landed.read_bytes() == REAL_2025.read_bytes()
+
+
+def test_fetch_since_needs_the_api(tmp_path, portal_params):
+    result = nyc911("fetch", "--params", str(portal_params), "--since", "2025-01-06")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "nyc911: error: --since needs --api (the CSV export has no filter)\n",
+    )

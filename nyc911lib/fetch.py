@@ -1,0 +1,600 @@
+"""Download the live "911 End-to-End Data" (t7p9-n9dy) from NYC Open Data into a landing folder.
+
+Two ways in: the portal's CSV export (`fetch_csv_export`, the exact file a user downloads) and the
+SODA JSON API (`fetch_api`, paged, optionally only the weeks from a watermark on, written as a CSV
+whose header is the API field names, which the pipeline reads like the portal headers).
+
+A download is written to a hidden `.<name>.part` file in the landing folder and checked before it
+is accepted (not empty, not an HTML page, the required columns, every row complete, the
+Content-Length). Only then is it published, atomically and without ever replacing a file, as
+``nyc911_e2e_<UTC yyyymmddTHHMMSSZ>.csv``. A failure raises FetchError naming the URL and the
+problem and leaves nothing in the landing folder.
+
+Transient failures (HTTP 429/500/502/503/504, connection errors, timeouts, a body that stops early)
+are retried with exponential backoff, honouring ``Retry-After``; other 4xx answers and content
+problems fail at once. The optional app token is read from an environment variable and sent only as
+the ``X-App-Token`` header (not forwarded on redirects): never in a URL, a log line, a message or
+a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email.utils
+import http.client
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from nyc911lib.bronze import bronze_column_names, check_required_columns
+from nyc911lib.errors import MissingColumnsError, ParamsError, SourceError
+from nyc911lib.schema import BRONZE_SOURCE_NAMES
+
+log = logging.getLogger("nyc911")
+
+Sleep = Callable[[float], None]
+Record = dict[str, Any]
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+LANDED_PREFIX = "nyc911_e2e_"
+# A stable order for offset paging: the natural key, then the row id as the tie-breaker.
+API_ORDER = "week_start_date,agency,final_incident_type,:id"
+_CHUNK = 64 * 1024
+_PEEK = 64 * 1024
+_DETAIL_CHARS = 200
+_DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_URL_SAFE = "$,:*()'"
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_USER_AGENT = "nyc911lib-fetch/0.1 (Python urllib)"
+
+
+class FetchError(SourceError):
+    """A download failed or its content was refused; nothing was landed."""
+
+
+class _RetryableError(Exception):
+    """A transient failure: the same request may succeed when repeated."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Where to download from and how patiently.
+
+    `retries` is the number of repeats after the first attempt; the wait before repeat n (0-based)
+    is ``backoff_s * 2**n``, or the server's ``Retry-After``, never more than `backoff_cap_s`.
+    `timeout_s` bounds each connect and each read (a server silent that long fails the attempt).
+    The app token is read from the environment variable named by `app_token_env`, never stored here.
+    """
+
+    base_url: str = "https://data.cityofnewyork.us"
+    dataset_id: str = "t7p9-n9dy"
+    timeout_s: float = 30.0
+    retries: int = 5
+    backoff_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    page_size: int = 50_000
+    app_token_env: str = "NYC911_APP_TOKEN"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "base_url must start with http:// or https://": self.base_url.startswith(("http://", "https://")),
+            "dataset_id must look like 'abcd-1234'": bool(_DATASET_ID.match(self.dataset_id)),
+            "timeout_s must be > 0": self.timeout_s > 0,
+            "retries must be >= 0": self.retries >= 0,
+            "backoff_s must be >= 0": self.backoff_s >= 0,
+            "backoff_cap_s must be >= 0": self.backoff_cap_s >= 0,
+            "page_size must be >= 1": self.page_size >= 1,
+        }
+        problems = [problem for problem, ok in checks.items() if not ok]
+        if problems:
+            raise ParamsError("fetch config: " + "; ".join(problems))
+
+
+# --- URLs and names -------------------------------------------------------------------------------
+
+
+def csv_export_url(config: FetchConfig) -> str:
+    """The portal's full CSV export (the headers exactly as a user's download has them)."""
+    return f"{config.base_url.rstrip('/')}/api/views/{config.dataset_id}/rows.csv?accessType=DOWNLOAD"
+
+
+def api_resource_url(config: FetchConfig) -> str:
+    """The SODA JSON endpoint of the dataset (no query)."""
+    return f"{config.base_url.rstrip('/')}/resource/{config.dataset_id}.json"
+
+
+def landed_name(now: dt.datetime | None = None) -> str:
+    """`nyc911_e2e_<UTC yyyymmddTHHMMSSZ>.csv` for `now` (default: the current time; naive = UTC)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.timezone.utc)
+    return f"{LANDED_PREFIX}{now:%Y%m%dT%H%M%SZ}.csv"
+
+
+def _query_url(base: str, params: Mapping[str, str | int]) -> str:
+    """`base?k=v&...`, percent-encoded but keeping SoQL's `$ , : * ( ) '` readable."""
+    query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe=_URL_SAFE)
+    return f"{base}?{query}"
+
+
+def _since_params(since: dt.date | None) -> dict[str, str]:
+    """The `$where` watermark for weeks starting on or after `since` (none without it)."""
+    if since is None:
+        return {}
+    return {"$where": f"week_start_date >= '{since:%Y-%m-%d}T00:00:00'"}
+
+
+# --- HTTP with retries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Client:
+    """One fetch's settings: the config, the token (if any) and how to wait."""
+
+    config: FetchConfig
+    token: str | None
+    sleep: Sleep
+
+    def redact(self, text: str) -> str:
+        """`text` with the app token masked (for anything a server echoes back)."""
+        return text.replace(self.token, "***") if self.token else text
+
+
+def _client(config: FetchConfig, sleep: Sleep) -> _Client:
+    token = os.environ.get(config.app_token_env, "").strip() or None
+    return _Client(config, token, sleep)
+
+
+def _open(client: _Client, url: str) -> http.client.HTTPResponse:
+    """Send one GET; transient failures raise _RetryableError, other HTTP errors FetchError."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    if client.token:
+        # Unredirected: urllib does not copy it to a redirect target (which may be another host).
+        request.add_unredirected_header("X-App-Token", client.token)
+    try:
+        return urllib.request.urlopen(request, timeout=client.config.timeout_s)
+    except urllib.error.HTTPError as exc:
+        try:
+            raise _status_error(client, url, exc) from None
+        finally:
+            exc.close()
+    except urllib.error.URLError as exc:
+        raise _transport_error(client.config, exc.reason) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _transport_error(client.config, exc) from None
+
+
+def _status_error(client: _Client, url: str, exc: urllib.error.HTTPError) -> Exception:
+    status = f"HTTP {exc.code} {exc.reason}".strip()
+    if exc.code in RETRY_STATUSES:
+        return _RetryableError(status, _retry_after(exc.headers.get("Retry-After")))
+    detail = _error_detail(client, exc)
+    return FetchError(f"GET {url} failed: {status}" + (f" ({detail})" if detail else ""))
+
+
+def _error_detail(client: _Client, exc: urllib.error.HTTPError) -> str:
+    """A short, token-free excerpt of an error body: a JSON `message`, else plain text (not HTML)."""
+    try:
+        raw = exc.read(4 * _DETAIL_CHARS)
+    except (OSError, http.client.HTTPException):
+        return ""
+    text = raw.decode("utf-8", errors="replace").strip()
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        text = payload["message"]
+    elif text.startswith("<"):
+        return ""
+    text = " ".join(client.redact(text).split())
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+
+
+def _transport_error(config: FetchConfig, reason: object) -> _RetryableError:
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return _RetryableError(f"timed out after {config.timeout_s:g} s")
+    return _RetryableError(f"connection failed: {reason}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def retry_delay(config: FetchConfig, attempt: int, retry_after: float | None = None) -> float:
+    """The wait before repeating attempt `attempt` (0-based): Retry-After or exponential, capped."""
+    wait = retry_after if retry_after is not None else config.backoff_s * 2.0 ** min(attempt, 60)
+    return min(wait, config.backoff_cap_s)
+
+
+def _retrying(client: _Client, url: str, attempt: Callable[[], T]) -> T:
+    """Run `attempt` until it succeeds, repeating it after transient failures (with backoff)."""
+    attempts = client.config.retries + 1
+    problem, retry_after = "", None
+    for n in range(attempts):
+        try:
+            return attempt()
+        except _RetryableError as exc:
+            problem, retry_after = str(exc), exc.retry_after
+        if n + 1 < attempts:
+            delay = retry_delay(client.config, n, retry_after)
+            log.warning(
+                "fetch: GET %s: %s; retry %d of %d in %.2f s", url, problem, n + 1, attempts - 1, delay
+            )
+            client.sleep(delay)
+    noun = "attempt" if attempts == 1 else "attempts"
+    raise FetchError(f"GET {url} failed after {attempts} {noun}: {problem}")
+
+
+def _read_body(config: FetchConfig, response: http.client.HTTPResponse, sink: IO[bytes]) -> int:
+    """Copy the body to `sink`; a stall, a lost connection or a short body raise _RetryableError."""
+    size = 0
+    while True:
+        try:
+            chunk = response.read(_CHUNK)
+        except TimeoutError:
+            raise _RetryableError(f"timed out after {config.timeout_s:g} s while reading the body") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _RetryableError(
+                f"connection lost while reading the body ({type(exc).__name__}: {exc})"
+            ) from None
+        if not chunk:
+            break
+        sink.write(chunk)
+        size += len(chunk)
+    declared = _content_length(response)
+    if declared is not None and size != declared:
+        raise _RetryableError(f"the body ended after {size} of {declared} bytes (Content-Length)")
+    return size
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length")
+    if response.headers.get("Transfer-Encoding", "").lower() == "chunked" or not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+# --- Validation -----------------------------------------------------------------------------------
+
+
+def _check_csv(path: Path, source: str) -> int:
+    """Check a downloaded export; return its data row count.
+
+    Refuses (FetchError) an empty body, an HTML page, missing required columns, a row whose field
+    count differs from the header's, a header without rows; a body that does not end with a newline
+    was cut off mid-row (_RetryableError).
+    """
+    with path.open("rb") as fh:
+        head = fh.read(_PEEK).removeprefix(b"\xef\xbb\xbf").lstrip()
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 1))
+        last = fh.read(1)
+    if not head:
+        raise FetchError(f"{source}: the response body is empty")
+    if head.startswith(b"<"):
+        raise FetchError(f"{source}: the response is an HTML/XML page, not a CSV export")
+    if last != b"\n":
+        raise _RetryableError("the body is cut off mid-row (it does not end with a newline)")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return _check_rows(csv.reader(fh, strict=True), source)
+    except UnicodeDecodeError:
+        raise FetchError(f"{source}: the body is not UTF-8 text") from None
+
+
+def _check_rows(reader: Any, source: str) -> int:
+    """Required columns in the header, then every row with the header's field count."""
+    try:
+        header = [h.strip() for h in next(reader)]
+        _check_columns(source, bronze_column_names(header))
+        rows = 0
+        for row in reader:
+            if not row:
+                raise FetchError(f"{source}: line {reader.line_num} is blank")
+            if len(row) != len(header):
+                raise FetchError(
+                    f"{source}: line {reader.line_num} has {len(row)} fields, the header has {len(header)}"
+                )
+            rows += 1
+    except csv.Error as exc:
+        raise FetchError(f"{source}: line {reader.line_num} is not valid CSV ({exc})") from None
+    if rows == 0:
+        raise FetchError(f"{source}: the export has a header but no data rows")
+    return rows
+
+
+def _check_columns(source: str, names: Sequence[str]) -> None:
+    try:
+        check_required_columns(source, names)
+    except MissingColumnsError as exc:
+        raise FetchError(str(exc)) from None
+
+
+# --- Landing --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _part_file(landing: Path, name: str) -> Iterator[Path]:
+    """A fresh hidden `.<name>.part` in `landing`, removed on the way out whatever happens.
+
+    A file-system error (folder not writable, disk full) becomes a FetchError.
+    """
+    try:
+        landing.mkdir(parents=True, exist_ok=True)
+        part = _reserve_part(landing, name)
+    except OSError as exc:
+        raise FetchError(f"cannot write to the landing folder {landing}: {exc}") from None
+    try:
+        yield part
+    except OSError as exc:
+        raise FetchError(f"cannot write to the landing folder {landing}: {exc}") from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _reserve_part(landing: Path, name: str) -> Path:
+    for n in itertools.count(1):
+        part = landing / (f".{name}.part" if n == 1 else f".{name}.{n}.part")
+        try:
+            with part.open("xb"):
+                return part
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _land(part: Path, landing: Path, name: str) -> Path:
+    """Publish `part` as `name` (or `<stem>_2.csv`, `_3`, ... if taken): atomic, never overwriting."""
+    stem = name.removesuffix(".csv")
+    for n in itertools.count(1):
+        target = landing / (name if n == 1 else f"{stem}_{n}.csv")
+        if _publish(part, target):
+            return target
+    raise AssertionError("unreachable")
+
+
+def _publish(part: Path, target: Path) -> bool:
+    """Hard-link then unlink (fails if `target` exists); where links are unsupported, os.replace."""
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        return False
+    except OSError:
+        if target.exists():
+            return False
+        os.replace(part, target)
+        return True
+    part.unlink()
+    return True
+
+
+# --- The CSV export -------------------------------------------------------------------------------
+
+
+def fetch_csv_export(
+    config: FetchConfig,
+    landing_dir: str | Path,
+    now: dt.datetime | None = None,
+    *,
+    sleep: Sleep = time.sleep,
+) -> Path:
+    """Download the portal's CSV export into `landing_dir`; return the landed file.
+
+    The file is byte-for-byte what the portal sent, accepted only after `_check_csv`.
+    Raises FetchError (and lands nothing) when the download fails or is refused.
+    """
+    client = _client(config, sleep)
+    url = csv_export_url(config)
+    landing, name = Path(landing_dir), landed_name(now)
+    log.info("fetch: GET %s", url)
+    with _part_file(landing, name) as part:
+        rows = _retrying(client, url, lambda: _download_export(client, url, part))
+        landed = _land(part, landing, name)
+    log.info("fetch: landed %s (%d rows, %d bytes)", landed, rows, landed.stat().st_size)
+    return landed
+
+
+def _download_export(client: _Client, url: str, part: Path) -> int:
+    """One attempt: stream the body into `part` (truncated first) and check it."""
+    with _open(client, url) as response:
+        content_type = response.headers.get_content_type()
+        if content_type in _HTML_TYPES:
+            raise FetchError(
+                f"GET {url}: the response is an HTML page (Content-Type {content_type}), not a CSV export"
+            )
+        with part.open("wb") as sink:
+            _read_body(client.config, response, sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+    return _check_csv(part, f"GET {url}")
+
+
+# --- The SODA JSON API ----------------------------------------------------------------------------
+
+
+def fetch_api(
+    config: FetchConfig,
+    landing_dir: str | Path,
+    since: dt.date | None = None,
+    now: dt.datetime | None = None,
+    *,
+    sleep: Sleep = time.sleep,
+) -> Path | None:
+    """Download the dataset through the SODA API (weeks >= `since` only, if given) as a landed CSV.
+
+    Pages with `$limit`/`$offset` in `API_ORDER`; the header is the API field names (dataset
+    columns first, in the portal's order). With `since`, no matching rows is "nothing new": returns
+    None and lands nothing. Raises FetchError (and lands nothing) otherwise.
+    """
+    client = _client(config, sleep)
+    resource = api_resource_url(config)
+    where = _since_params(since)
+    expected = _api_count(client, resource, where)
+    if expected == 0:
+        if since is not None:
+            log.info("fetch: no rows with week_start_date >= %s; nothing landed", since)
+            return None
+        raise FetchError(f"GET {_query_url(resource, _count_params(where))}: the dataset has no rows")
+    fields, records = _api_records(client, resource, where, expected)
+    header = _api_header(fields, records)
+    _check_columns(f"GET {resource}", header)
+    landing, name = Path(landing_dir), landed_name(now)
+    with _part_file(landing, name) as part:
+        _write_records(part, header, records)
+        try:
+            rows = _check_csv(part, f"GET {resource}")
+        except _RetryableError as exc:  # cannot happen for a file written here; keep the contract anyway
+            raise FetchError(f"GET {resource}: {exc}") from None
+        landed = _land(part, landing, name)
+    log.info("fetch: landed %s (%d rows from the API)", landed, rows)
+    return landed
+
+
+def _count_params(where: Mapping[str, str]) -> dict[str, str]:
+    return {"$select": "count(*)", **where}
+
+
+def _api_count(client: _Client, resource: str, where: Mapping[str, str]) -> int:
+    """The number of matching rows (`$select=count(*)`), to check the paging against."""
+    url = _query_url(resource, _count_params(where))
+    log.info("fetch: GET %s", url)
+    page, _ = _retrying(client, url, lambda: _get_json_page(client, url))
+    values = list(page[0].values()) if len(page) == 1 else []
+    try:
+        if len(values) != 1:
+            raise ValueError
+        return int(str(values[0]))
+    except ValueError:
+        raise FetchError(
+            f"GET {url}: expected one count, got {client.redact(json.dumps(page))[:100]}"
+        ) from None
+
+
+def _api_records(
+    client: _Client, resource: str, where: Mapping[str, str], expected: int
+) -> tuple[list[str], list[Record]]:
+    """All matching records, page by page; the result must have exactly `expected` rows."""
+    fields: list[str] = []
+    records: list[Record] = []
+    while len(records) < expected:
+        params = {**where, "$order": API_ORDER, "$limit": client.config.page_size, "$offset": len(records)}
+        url = _query_url(resource, params)
+        log.info("fetch: GET %s", url)
+        page, page_fields = _retrying(client, url, lambda url=url: _get_json_page(client, url))
+        if not page:
+            break
+        fields = fields or page_fields
+        records.extend(page)
+    if len(records) != expected:
+        raise FetchError(
+            f"GET {resource}: the pages returned {len(records)} rows but the count query said {expected}; "
+            "the dataset changed during the download: try again"
+        )
+    return fields, records
+
+
+def _get_json_page(client: _Client, url: str) -> tuple[list[Record], list[str]]:
+    """One attempt at one page: a JSON list of objects, and the `X-SODA2-Fields` names if sent."""
+    body = io.BytesIO()
+    with _open(client, url) as response:
+        content_type = response.headers.get_content_type()
+        _read_body(client.config, response, body)
+        fields = _soda_fields(response.headers.get("X-SODA2-Fields"))
+    data = body.getvalue()
+    if not data.strip():
+        raise FetchError(f"GET {url}: the response body is empty")
+    if content_type in _HTML_TYPES or data.lstrip().startswith(b"<"):
+        raise FetchError(
+            f"GET {url}: the response is an HTML page (Content-Type {content_type}), not JSON records"
+        )
+    try:
+        page = json.loads(data)
+    except ValueError as exc:
+        where = f": {exc.msg} at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise _RetryableError(f"the body is not valid JSON (cut off?){where}") from None
+    return _check_page(client, url, page), fields
+
+
+def _check_page(client: _Client, url: str, page: object) -> list[Record]:
+    if not isinstance(page, list):
+        kind = "a JSON object" if isinstance(page, dict) else f"JSON {type(page).__name__}"
+        message = page.get("message") if isinstance(page, dict) else None
+        detail = f" ({client.redact(message)[:_DETAIL_CHARS]})" if isinstance(message, str) else ""
+        raise FetchError(f"GET {url}: expected a JSON list of records, got {kind}{detail}")
+    for i, record in enumerate(page):
+        if not isinstance(record, dict):
+            raise FetchError(f"GET {url}: record {i} is not a JSON object")
+    return page
+
+
+def _soda_fields(value: str | None) -> list[str]:
+    """The field names Socrata lists in `X-SODA2-Fields` (a JSON array), or [] if absent/invalid."""
+    try:
+        fields = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return [f for f in fields if isinstance(f, str)] if isinstance(fields, list) else []
+
+
+def _api_header(fields: Sequence[str], records: Sequence[Record]) -> list[str]:
+    """Every field named by the API or present in a record (Socrata omits empty values), minus system
+    fields (`:id`, ...): the known source columns in the portal's order, then any new ones."""
+    seen = dict.fromkeys(fields)
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    names = [n for n in seen if not n.startswith(":")]
+    known = [n for n in BRONZE_SOURCE_NAMES if n in seen]
+    return known + [n for n in names if n not in BRONZE_SOURCE_NAMES]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _write_records(part: Path, header: Sequence[str], records: Sequence[Record]) -> None:
+    """The records as a CSV (RFC 4180 quoting, `\\n` line ends), fsynced."""
+    with part.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows([_cell(record.get(name)) for name in header] for record in records)
+        fh.flush()
+        os.fsync(fh.fileno())
