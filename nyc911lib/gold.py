@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import reduce
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 
 from nyc911lib.config import SlaRule
 
@@ -163,3 +163,79 @@ def kpi_summary(
         )
 
     return transform
+
+
+# What a restatement compares: the count and every time the gold contract exposes.
+RESTATED_COLUMNS = ("incidents", *KPI_WEEKLY_METRICS.values())
+_PUBLICATION_ORDER = ("_ingested_at", "_batch_id", "_line_number")
+
+
+def restatements(versions: DataFrame) -> DataFrame:
+    """Every valid version of every key (silver rows and the rows they superseded) -> one row per
+    change between consecutive versions: what a later publication revised.
+
+    A version identical to the one before it (same count and times) is not a restatement.
+    """
+    key = Window.partitionBy("week_start_date", "agency", "incident_type").orderBy(*_PUBLICATION_ORDER)
+    previous = {c: F.lag(c).over(key) for c in (*RESTATED_COLUMNS, "_batch_id", "_source_file")}
+    changed = reduce(operator.or_, [~F.col(c).eqNullSafe(F.col(f"previous_{c}")) for c in RESTATED_COLUMNS])
+    return (
+        versions.select("*", *[v.alias(f"previous_{c}") for c, v in previous.items()])
+        .where(F.col("previous__batch_id").isNotNull() & changed)
+        .select(
+            "week_start_date",
+            "agency",
+            "incident_type",
+            F.col("previous__batch_id").alias("old_batch_id"),
+            F.col("_batch_id").alias("new_batch_id"),
+            F.col("previous__source_file").alias("old_source_file"),
+            F.col("_source_file").alias("new_source_file"),
+            F.col("previous_incidents").alias("old_incidents"),
+            F.col("incidents").alias("new_incidents"),
+            F.col("previous_call_to_first_pickup_s").alias("old_avg_call_to_first_pickup_s"),
+            F.col("call_to_first_pickup_s").alias("new_avg_call_to_first_pickup_s"),
+            F.array_compact(
+                F.array(
+                    *[
+                        F.when(~F.col(c).eqNullSafe(F.col(f"previous_{c}")), F.lit(c))
+                        for c in RESTATED_COLUMNS
+                    ]
+                )
+            ).alias("changed_columns"),
+        )
+    )
+
+
+def publication_drift(versions: DataFrame) -> DataFrame:
+    """Per week x agency: the KPIs as first published next to the KPIs as currently restated.
+
+    "First published" takes each key's earliest valid version, "current" its latest (what silver
+    holds); both incident-weighted. Shows how much recent weeks move after publication.
+    """
+    key = Window.partitionBy("week_start_date", "agency", "incident_type")
+    first = F.row_number().over(key.orderBy(*_PUBLICATION_ORDER)) == 1
+    latest = F.row_number().over(key.orderBy(*[F.col(c).desc() for c in _PUBLICATION_ORDER])) == 1
+    marked = versions.select("*", first.alias("_first"), latest.alias("_latest"))
+
+    def side(flag: str, prefix: str) -> DataFrame:
+        rows = marked.where(F.col(flag))
+        return rows.groupBy("week_start_date", "agency").agg(
+            F.sum("incidents").alias(f"{prefix}_incidents"),
+            incident_weighted_mean("call_to_first_pickup_s").alias(f"{prefix}_avg_call_to_first_pickup_s"),
+            incident_weighted_mean("avg_travel_s").alias(f"{prefix}_avg_travel_s"),
+            F.count(F.lit(1)).alias(f"{prefix}_rows"),
+        )
+
+    first_published = side("_first", "first_published")
+    current = side("_latest", "current")
+    return first_published.join(current, ["week_start_date", "agency"], "full").select(
+        "*",
+        (F.col("current_incidents") - F.col("first_published_incidents")).alias("incidents_change"),
+        pct(
+            F.col("current_incidents") - F.col("first_published_incidents"),
+            F.col("first_published_incidents"),
+        ).alias("incidents_change_pct"),
+        (
+            F.col("current_avg_call_to_first_pickup_s") - F.col("first_published_avg_call_to_first_pickup_s")
+        ).alias("avg_call_to_first_pickup_change_s"),
+    )

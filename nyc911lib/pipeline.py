@@ -19,7 +19,14 @@ from nyc911lib import storage
 from nyc911lib.bronze import bronze_column_names, bronze_from_lines, check_required_columns
 from nyc911lib.config import Params
 from nyc911lib.errors import ParamsError, QualityRuleError
-from nyc911lib.gold import kpi_monthly_agency, kpi_summary, kpi_weekly, within_weeks
+from nyc911lib.gold import (
+    kpi_monthly_agency,
+    kpi_summary,
+    kpi_weekly,
+    publication_drift,
+    restatements,
+    within_weeks,
+)
 from nyc911lib.quality import is_quarantined, quarantine_rows, rule_metrics, with_quality_results
 from nyc911lib.sample import write_sample
 from nyc911lib.silver import latest_per_key, silver_rows, superseded_rows, typed_e2e
@@ -193,12 +200,17 @@ def build_gold(
     The monthly and summary tables are computed from the written kpi_weekly table, so all three
     describe exactly the same rows.
     """
-    silver = storage.read_table(spark, params, "silver", "e2e_weekly")
-    weekly = silver.transform(within_weeks(date_from, date_to)).transform(kpi_weekly(params.sla_rules))
+    scope = within_weeks(date_from, date_to)
+    silver = storage.read_table(spark, params, "silver", "e2e_weekly").transform(scope)
+    weekly = silver.transform(kpi_weekly(params.sla_rules))
     storage.write_table(weekly, params, "gold", "kpi_weekly")
     weekly = storage.read_table(spark, params, "gold", "kpi_weekly")
     storage.write_table(kpi_monthly_agency(weekly), params, "gold", "kpi_monthly_agency")
     storage.write_table(weekly.transform(kpi_summary(date_from, date_to)), params, "gold", "kpi_summary")
+    superseded = storage.read_table(spark, params, "silver", "superseded").transform(scope)
+    versions = silver.unionByName(superseded, allowMissingColumns=True)
+    storage.write_table(restatements(versions), params, "gold", "restatements")
+    storage.write_table(publication_drift(versions), params, "gold", "publication_drift")
     return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
 
 

@@ -169,7 +169,14 @@ def silver_rows(ranked: DataFrame) -> DataFrame:
 
 
 def superseded_rows(ranked: DataFrame) -> DataFrame:
-    """Valid rows that lost to a newer row of the same key (kept for the row accounting)."""
-    return ranked.where(F.col("_rank") > 1).select(
-        *NATURAL_KEY, *LINEAGE_KEPT, "superseded_by_batch_id", "superseded_by_line_number"
+    """Valid rows that lost to a newer row of the same key, with all their values: the earlier
+    publications of a key (used for the row accounting and for restatements in gold)."""
+    return ranked.where(F.col("_rank") > 1).drop(
+        "_rank",
+        "_raw",
+        "_corrupt_record",
+        "unparsable_fields",
+        "failed_rules",
+        "quarantine_reasons",
+        "failed_fail_rules",
     )

@@ -13,6 +13,8 @@ from nyc911lib import (
     kpi_monthly_agency,
     kpi_summary,
     kpi_weekly,
+    publication_drift,
+    restatements,
     within_weeks,
 )
 
@@ -131,3 +133,78 @@ def test_within_weeks_bounds_are_inclusive(spark):
     ]
     assert silver.transform(within_weeks(None, None)).count() == 3
     assert kept.where(F.col("agency") != "EMS").count() == 0
+
+
+VERSION_SCHEMA = (
+    "week_start_date date, agency string, incident_type string, incidents long, "
+    "call_to_first_pickup_s double, call_to_agency_dispatch_s double, call_to_agency_arrival_s double, "
+    "avg_dispatch_s double, avg_travel_s double, median_dispatch_s double, median_travel_s double, "
+    "call_to_first_arrival_multi_agency_s double, "
+    "_ingested_at timestamp, _batch_id string, _line_number long, _source_file string"
+)
+
+
+def _versions(spark, rows):
+    """rows: (agency, incidents, pickup_s, publication day); one week, type A."""
+    return spark.createDataFrame(
+        [
+            (
+                dt.date(2023, 1, 9),
+                a,
+                "A",
+                n,
+                p,
+                1.0,
+                2.0,
+                3.0,
+                4.0,
+                5.0,
+                6.0,
+                7.0,
+                dt.datetime(2026, 1, day),
+                f"b{day}",
+                2,
+                f"f{day}.csv",
+            )
+            for a, n, p, day in rows
+        ],
+        VERSION_SCHEMA,
+    )
+
+
+def test_restatements_list_changes_between_consecutive_publications(spark):
+    versions = _versions(
+        spark,
+        [
+            ("EMS", 100, 3.0, 1),
+            ("EMS", 100, 3.0, 2),
+            ("EMS", 120, 3.5, 3),
+            ("FDNY", 50, 4.0, 1),
+            ("NYPD", 9, 1.0, 2),
+            ("NYPD", 9, 1.0, 3),
+        ],
+    )
+    rows = restatements(versions).collect()
+    assert [
+        (
+            r.agency,
+            r.old_batch_id,
+            r.new_batch_id,
+            r.old_incidents,
+            r.new_incidents,
+            r.old_avg_call_to_first_pickup_s,
+            r.new_avg_call_to_first_pickup_s,
+            r.changed_columns,
+        )
+        for r in rows
+    ] == [("EMS", "b2", "b3", 100, 120, 3.0, 3.5, ["incidents", "call_to_first_pickup_s"])]
+
+
+def test_publication_drift_compares_first_published_with_current(spark):
+    versions = _versions(spark, [("EMS", 100, 3.0, 1), ("EMS", 120, 3.5, 3), ("FDNY", 50, 4.0, 1)])
+    rows = {r.agency: r for r in publication_drift(versions).collect()}
+    ems = rows["EMS"]
+    assert (ems.first_published_incidents, ems.current_incidents, ems.incidents_change) == (100, 120, 20)
+    assert ems.incidents_change_pct == pytest.approx(20.0)
+    assert ems.avg_call_to_first_pickup_change_s == pytest.approx(0.5)
+    assert (rows["FDNY"].incidents_change, rows["FDNY"].first_published_rows) == (0, 1)

@@ -135,3 +135,51 @@ def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_ru
     )
     for table in ("kpi_weekly", "kpi_monthly_agency", "kpi_summary"):
         assertDataFrameEqual(read_table(spark, wh, "gold", table), read_table(spark, wh_alone, "gold", table))
+    revised = read_table(spark, wh, "gold", "restatements").collect()
+    assert {(r.old_batch_id, r.new_batch_id) for r in revised} == {(first.batch_id, second.batch_id)}
+    assert {
+        (r.week_start_date, r.agency, r.old_incidents, r.new_incidents) for r in revised
+    } == _pandas_revisions()
+    count_changes = [r for r in revised if r.old_incidents != r.new_incidents]
+    assert len(count_changes) == 37
+    assert {r.week_start_date for r in count_changes} == {dt.date(2023, 1, d) for d in (9, 16, 23)}
+    assert read_table(spark, wh_alone, "gold", "restatements").count() == 0
+    drift = read_table(spark, wh, "gold", "publication_drift").where(F.col("incidents_change") != 0).collect()
+    assert {r.week_start_date for r in drift} == {dt.date(2023, 1, d) for d in (9, 16, 23)}
+
+
+GOLD_SOURCE_COLUMNS = [
+    "# of Incidents Calculated",
+    "Call to First Pickup",
+    "Call to Agency Dispatch",
+    "Call to Agency Arrival",
+    "Average Dispatch",
+    "Average Travel",
+    "Median Dispatch",
+    "Median Travel",
+    "Call to First Arrival (Multi-Agency Incidents)",
+]
+
+
+def _pandas_revisions() -> set:
+    """(week, agency, old, new incidents) of the keys whose count or a gold time differs between
+    the two exports, computed from the raw CSVs."""
+    key = ["Week Start Date", "Agency", "Final Incident Type"]
+    old, new = (pd.read_csv(p).fillna({"Final Incident Type": ""}) for p in (REAL_2023, REAL_2025))
+    both = old.merge(new, on=key, suffixes=("_old", "_new"))
+    both = both[both["Call to First Pickup_old"].between(0, 120)]
+    changed = pd.Series(False, index=both.index)
+    for c in GOLD_SOURCE_COLUMNS:
+        a, b = both[f"{c}_old"], both[f"{c}_new"]
+        changed |= ~((a == b) | (a.isna() & b.isna()))
+    rows = both[changed]
+    return {
+        (dt.datetime.strptime(w, "%m/%d/%Y").date(), AGENCY_CODES[a], int(o), int(n))
+        for w, a, o, n in zip(
+            rows["Week Start Date"],
+            rows["Agency"],
+            rows["# of Incidents Calculated_old"],
+            rows["# of Incidents Calculated_new"],
+            strict=True,
+        )
+    }
