@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint unit nbval notebooks lock clean
+.PHONY: help venv run test lint unit nbval notebooks sdp lock clean
 NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
@@ -39,11 +39,11 @@ venv: $(STAMP) ## Create .venv/ with the pinned dependencies and the nyc911 comm
 run: $(STAMP) ## Run the pipeline on the built-in sample and write reports/kpi_report.html (ARGS=... for more)
 	$(BIN)/nyc911 run $(ARGS)
 
-lint: $(STAMP) ## ruff over the library, tests and notebooks
-	$(BIN)/ruff check nyc911lib tests
+lint: $(STAMP) ## ruff over the library, the pipeline sources and the tests
+	$(BIN)/ruff check nyc911lib pipelines tests
 
 test: $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, notebooks with nbval)
-	$(BIN)/ruff check nyc911lib tests
+	$(BIN)/ruff check nyc911lib pipelines tests
 	$(BIN)/python -m pytest $(ARGS)
 	$(MAKE) --no-print-directory nbval
 
@@ -60,6 +60,9 @@ notebooks: $(STAMP) ## Re-execute the notebooks in place on the sample (refreshe
 
 unit: $(STAMP) ## Only the fast unit tests
 	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)
+
+sdp: $(STAMP) ## Run the declarative pipeline locally (open-source Spark Declarative Pipelines, Delta)
+	$(BIN)/python pipelines/run_local.py $(ARGS)
 
 lock: ## Re-pin requirements-lock.txt from pyproject.toml in a scratch venv
 	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock

@@ -5,6 +5,7 @@ The public API: notebooks, pipeline sources and the CLI import only from here.
 
 from nyc911lib.bronze import bronze_column_names, bronze_from_lines, parse_csv_lines, with_line_number
 from nyc911lib.config import Params, QualityRule, SlaRule, load_params
+from nyc911lib.datasets import DATASETS, Pipeline, layer_datasets, run_config
 from nyc911lib.errors import (
     JavaNotFoundError,
     MissingColumnsError,
@@ -51,6 +52,7 @@ from nyc911lib.spark import get_spark, require_java
 from nyc911lib.storage import read_table, table_name
 
 __all__ = [
+    "DATASETS",
     "NATURAL_KEY",
     "SOURCE_COLUMNS",
     "SOURCE_HEADERS",
@@ -61,6 +63,7 @@ __all__ = [
     "Nyc911Error",
     "Params",
     "ParamsError",
+    "Pipeline",
     "QualityRule",
     "QualityRuleError",
     "SlaRule",
@@ -81,6 +84,7 @@ __all__ = [
     "kpi_tiles",
     "kpi_weekly",
     "latest_per_key",
+    "layer_datasets",
     "load_params",
     "monthly_figures",
     "new_run_id",
@@ -96,6 +100,7 @@ __all__ = [
     "resolve_source",
     "restatements",
     "rule_metrics",
+    "run_config",
     "sanitize_column_name",
     "silver_tables",
     "sla_breach_flag",
