@@ -153,30 +153,26 @@ def latest_per_key(df: DataFrame, key: Sequence[str] = NATURAL_KEY) -> DataFrame
     )
 
 
+# Columns that only serve the quality evaluation and the ranking; no silver table keeps them.
+_EVALUATION_COLUMNS = (
+    "_rank",
+    "_raw",
+    "_corrupt_record",
+    "unparsable_fields",
+    "failed_rules",
+    "quarantine_reasons",
+    "failed_fail_rules",
+)
+
+
 def silver_rows(ranked: DataFrame) -> DataFrame:
     """The surviving row of every key, without the helper columns."""
     return ranked.where(F.col("_rank") == 1).drop(
-        "_rank",
-        "superseded_by_batch_id",
-        "superseded_by_line_number",
-        "_raw",
-        "_corrupt_record",
-        "unparsable_fields",
-        "failed_rules",
-        "quarantine_reasons",
-        "failed_fail_rules",
+        *_EVALUATION_COLUMNS, "superseded_by_batch_id", "superseded_by_line_number"
     )
 
 
 def superseded_rows(ranked: DataFrame) -> DataFrame:
     """Valid rows that lost to a newer row of the same key, with all their values: the earlier
     publications of a key (used for the row accounting and for restatements in gold)."""
-    return ranked.where(F.col("_rank") > 1).drop(
-        "_rank",
-        "_raw",
-        "_corrupt_record",
-        "unparsable_fields",
-        "failed_rules",
-        "quarantine_reasons",
-        "failed_fail_rules",
-    )
+    return ranked.where(F.col("_rank") > 1).drop(*_EVALUATION_COLUMNS)
