@@ -33,7 +33,8 @@ def nyc911(*args: str, env: dict | None = None, timeout: int = 60) -> subprocess
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--help"], "{run,sample}"),
+        (["--help"], "{run,fetch,sample}"),
+        (["fetch", "--help"], "--since YYYY-MM-DD"),
         (["run", "--help"], "--source SOURCE"),
         (["run", "--help"], "--from YYYY-MM-DD"),
         (["sample", "--help"], "--out OUT"),
