@@ -125,7 +125,9 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
     """kpi_weekly -> one row per month x agency; a week belongs to the month of its start date.
 
     `sla_breach_rate_pct` is the share of incidents in breaching rows (incident-weighted, like
-    every other figure); `sla_breach_rows_pct` the share of rows, for comparison.
+    every other figure); `sla_breach_rows_pct` the share of rows, for comparison. `weeks` counts
+    the weeks starting in the month (4 or 5, fewer at the edges of the data): monthly volumes
+    swing with it, so compare `incidents / weeks` across months.
     """
     month = F.trunc("week_start_date", "month").alias("month")
     agg = weekly.groupBy(month, "agency").agg(
@@ -133,9 +135,17 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
         *[incident_weighted_mean(m).alias(m) for m in MONTHLY_METRICS],
         *_breach_aggregates(),
         F.count(F.lit(1)).alias("rows"),
+        F.countDistinct("week_start_date").alias("weeks"),
     )
     return agg.withColumn("sla_breach_rate_pct", F.col("sla_breach_incidents_pct")).select(
-        "month", "agency", "incidents", *MONTHLY_METRICS, "sla_breach_rate_pct", "sla_breach_rows_pct", "rows"
+        "month",
+        "agency",
+        "incidents",
+        *MONTHLY_METRICS,
+        "sla_breach_rate_pct",
+        "sla_breach_rows_pct",
+        "rows",
+        "weeks",
     )
 
 

@@ -89,7 +89,13 @@ def test_monthly_rollup_weights_by_incidents_and_assigns_weeks_by_start_date(spa
     )
     monthly = kpi_monthly_agency(silver.transform(kpi_weekly([PICKUP_5S]))).orderBy("month").collect()
     jan, feb = monthly
-    assert (jan.month, jan.agency, jan.incidents, jan.rows) == (dt.date(2024, 1, 1), "EMS", 400, 2)
+    assert (jan.month, jan.agency, jan.incidents, jan.rows, jan.weeks) == (
+        dt.date(2024, 1, 1),
+        "EMS",
+        400,
+        2,
+        2,
+    )
     assert jan.avg_call_to_first_pickup_s == pytest.approx(7.0)
     assert jan.avg_travel_s == pytest.approx(550.0)
     assert jan.sla_breach_rate_pct == pytest.approx(75.0)  # 300 of 400 incidents in breaching rows
