@@ -3,7 +3,13 @@
 The public API: notebooks, pipeline sources and the CLI import only from here.
 """
 
-from nyc911lib.bronze import bronze_column_names, bronze_from_lines, parse_csv_lines, with_line_number
+from nyc911lib.bronze import (
+    bronze_column_names,
+    bronze_from_lines,
+    lines_of_files,
+    parse_csv_lines,
+    with_line_number,
+)
 from nyc911lib.config import Params, QualityRule, SlaRule, load_params
 from nyc911lib.datasets import DATASETS, Pipeline, layer_datasets, run_config
 from nyc911lib.errors import (
@@ -27,14 +33,19 @@ from nyc911lib.gold import (
 )
 from nyc911lib.notebook import notebook_args
 from nyc911lib.pipeline import (
+    RunOutcome,
     build_gold,
+    build_report,
     build_silver,
     evaluate_bronze,
     gold_tables,
     ingest_bronze,
+    land_source,
     new_run_id,
     parse_date,
+    parse_flag,
     resolve_source,
+    run_layers,
     silver_tables,
 )
 from nyc911lib.quality import quarantine_rows, rule_metrics, with_quality_results
@@ -47,7 +58,7 @@ from nyc911lib.report import (
 )
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
-from nyc911lib.silver import latest_per_key, typed_e2e
+from nyc911lib.silver import latest_per_key, restatement_outcomes, typed_e2e
 from nyc911lib.spark import get_spark, require_java
 from nyc911lib.storage import read_table, table_name
 
@@ -66,11 +77,13 @@ __all__ = [
     "Pipeline",
     "QualityRule",
     "QualityRuleError",
+    "RunOutcome",
     "SlaRule",
     "SourceError",
     "bronze_column_names",
     "bronze_from_lines",
     "build_gold",
+    "build_report",
     "build_silver",
     "evaluate_bronze",
     "fetch_api",
@@ -83,14 +96,17 @@ __all__ = [
     "kpi_summary",
     "kpi_tiles",
     "kpi_weekly",
+    "land_source",
     "latest_per_key",
     "layer_datasets",
+    "lines_of_files",
     "load_params",
     "monthly_figures",
     "new_run_id",
     "notebook_args",
     "parse_csv_lines",
     "parse_date",
+    "parse_flag",
     "publication_drift",
     "quarantine_rows",
     "read_table",
@@ -98,9 +114,11 @@ __all__ = [
     "report_summary_json",
     "require_java",
     "resolve_source",
+    "restatement_outcomes",
     "restatements",
     "rule_metrics",
     "run_config",
+    "run_layers",
     "sanitize_column_name",
     "silver_tables",
     "sla_breach_flag",

@@ -7,6 +7,7 @@ quoting keeps its raw text in `_corrupt_record` instead of being lost.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Sequence
 
 import pyspark.sql.functions as F
@@ -120,14 +121,51 @@ def bronze_from_lines(
 
     The header line is line 1 and is not a data row; every other line becomes exactly one row.
     """
+
+    def transform(lines: DataFrame) -> DataFrame:
+        return lines.transform(with_line_number()).transform(
+            bronze_from_numbered_lines(header, source_file, source_kind, batch_id)
+        )
+
+    return transform
+
+
+def bronze_from_numbered_lines(
+    header: Sequence[str],
+    source_file: str,
+    source_kind: str,
+    batch_id: str,
+    ingested_at: Column | None = None,
+) -> Callable[[DataFrame], DataFrame]:
+    """Numbered lines of one export (`_line_number`, `value`; line 1 is the header) -> bronze rows."""
     names = bronze_column_names(header)
 
     def transform(lines: DataFrame) -> DataFrame:
         return (
-            lines.transform(with_line_number())
-            .where(F.col("_line_number") > 1)
+            lines.where(F.col("_line_number") > 1)
             .transform(parse_csv_lines(names))
-            .transform(with_lineage(source_file, source_kind, batch_id))
+            .transform(with_lineage(source_file, source_kind, batch_id, ingested_at))
         )
 
     return transform
+
+
+def lines_of_files(files: DataFrame) -> DataFrame:
+    """Whole files (`path`, `content` as from the binaryFile source or Auto Loader) -> one row per
+    physical line: `path`, `_source_sha256`, `_line_number` (1 = the header) and `value`.
+
+    Bytes are read as UTF-8; a byte that is not valid UTF-8 becomes U+FFFD in its line (the line is
+    kept and judged by the quality rules). The empty string after a final newline is not a line.
+    """
+    lines = F.split(F.col("content").cast("string"), r"\r?\n")
+    lines = F.when(F.element_at(lines, -1) == "", F.slice(lines, 1, F.size(lines) - 1)).otherwise(lines)
+    return files.select(
+        "path", F.sha2("content", 256).alias("_source_sha256"), F.posexplode(lines).alias("_pos", "value")
+    ).select("path", "_source_sha256", (F.col("_pos") + 1).cast("long").alias("_line_number"), "value")
+
+
+def parse_header_line(line: str | None) -> list[str]:
+    """The column names of a CSV header line (byte-order mark and surrounding spaces removed)."""
+    if not line:
+        return []
+    return [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]), [])]

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nyc911lib.config import load_params
+from nyc911lib.config import Params, load_params
 from nyc911lib.errors import Nyc911Error
 from nyc911lib.fetch import fetch_api, fetch_csv_export
-from nyc911lib.pipeline import new_run_id, parse_date, resolve_source
+from nyc911lib.pipeline import (
+    SUMMARY_NAME,
+    build_report,
+    land_source,
+    new_run_id,
+    parse_date,
+    resolve_source,
+    run_layers,
+)
 from nyc911lib.runner import run_notebooks
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
-from nyc911lib.spark import require_java
+from nyc911lib.spark import get_spark, require_java
+from nyc911lib.storage import warehouse_lock
 
 SUMMARY_LINES = (
     ("weeks", "{first_week} .. {last_week}"),
@@ -32,9 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run",
-        help="run the four layer notebooks with papermill and write the HTML report",
-        description="Ingest a CSV export (default: the built-in synthetic sample) into bronze, rebuild "
-        "silver and gold, and write reports/kpi_report.html. Executed notebooks go to reports/runs/<run>/.",
+        help="land an export and process what is new: bronze, silver, gold and the HTML report",
+        description="Land a CSV export (default: the built-in synthetic sample) as a new publication in "
+        "the warehouse's landing folder, then process incrementally: bronze ingests the landed files it "
+        "has not seen, silver MERGEs them (a newer publication wins), gold is recomputed when silver "
+        "changed, and reports/kpi_report.html is written. Executed notebooks go to reports/runs/<run>/.",
     )
     run.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
     run.add_argument(
@@ -44,8 +57,27 @@ def _parser() -> argparse.ArgumentParser:
         "(default: the built-in sample; a local file named live must be given as ./live)",
     )
     run.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
-    run.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first week of the gold scope")
-    run.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last week of the gold scope")
+    run.add_argument(
+        "--from",
+        dest="date_from",
+        metavar="YYYY-MM-DD",
+        help="recompute gold for weeks from this date only",
+    )
+    run.add_argument(
+        "--to", dest="date_to", metavar="YYYY-MM-DD", help="recompute gold for the weeks up to this date only"
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild silver and gold from all of bronze (after a rule change; bronze is kept)",
+    )
+    run.add_argument(
+        "--engine",
+        choices=("notebooks", "inline"),
+        default="notebooks",
+        help="notebooks: the four layer notebooks with papermill (default); "
+        "inline: the same layer functions in this process (faster, no executed notebooks)",
+    )
     fetch = sub.add_parser(
         "fetch",
         help="download the dataset from NYC Open Data into the landing folder",
@@ -83,37 +115,64 @@ def _run(args: argparse.Namespace) -> int:
     if date_from and date_to and date_from > date_to:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
     require_java()
-    if args.source == Path("live"):
-        landed = fetch_csv_export(params.fetch, params.landing_dir)
-        print(f"landed {landed}")
-        source, kind = resolve_source(params, landed)
-        kind = "live"
-    else:
-        source, kind = resolve_source(params, args.source)
-    run_id = new_run_id()
-    print(f"nyc911 run {run_id}: {kind} {source} -> warehouse {params.warehouse or params.catalog}")
-    result = run_notebooks(
-        {
-            "params_file": str(params.source_file),
-            "source": str(source),
-            "source_kind": kind,
-            "warehouse": str(params.warehouse) if params.warehouse else None,
-            "reports_dir": str(params.reports_dir),
-            "date_from": date_from.isoformat() if date_from else None,
-            "date_to": date_to.isoformat() if date_to else None,
-            "run_id": run_id,
-        },
-        run_dir=params.reports_dir / "runs" / run_id,
-        reports_dir=params.reports_dir,
-    )
-    print(f"report: {result.report_path}")
-    print(f"executed notebooks: {result.run_dir}")
+    live = args.source == Path("live")
+    if not live:
+        resolve_source(params, args.source)  # a bad source fails here, before the warehouse is touched
+    with warehouse_lock(params):
+        if live:
+            source, kind = fetch_csv_export(params.fetch, params.landing_dir), "live"
+            print(f"landed {source}")
+        else:
+            source, kind, new = land_source(params, args.source)
+            print(f"{'landed' if new else 'already landed'}: {source}")
+        run_id = new_run_id()
+        print(f"nyc911 run {run_id}: {kind} {source.name} -> warehouse {params.warehouse or params.catalog}")
+        if args.engine == "inline":
+            summary, report = _run_inline(params, run_id, args.full_refresh, date_from, date_to)
+        else:
+            result = run_notebooks(
+                {
+                    "params_file": str(params.source_file),
+                    "source": str(source),
+                    "warehouse": str(params.warehouse) if params.warehouse else None,
+                    "reports_dir": str(params.reports_dir),
+                    "date_from": date_from.isoformat() if date_from else None,
+                    "date_to": date_to.isoformat() if date_to else None,
+                    "full_refresh": args.full_refresh,
+                    "run_id": run_id,
+                },
+                run_dir=params.reports_dir / "runs" / run_id,
+                reports_dir=params.reports_dir,
+            )
+            summary, report = result.summary, result.report_path
+            print(f"executed notebooks: {result.run_dir}")
+    print(f"report: {report}")
     for label, template in SUMMARY_LINES:
         try:
-            print(f"  {label:<26} {template.format(**result.summary)}")
+            print(f"  {label:<26} {template.format(**summary)}")
         except (KeyError, TypeError, ValueError):
             print(f"  {label:<26} n/a")
     return 0
+
+
+def _run_inline(
+    params: Params, run_id: str, full_refresh: bool, date_from: dt.date | None, date_to: dt.date | None
+) -> tuple[dict, Path]:
+    """The layers in this process: one Spark session, no notebooks."""
+    spark = get_spark()
+    outcome = run_layers(
+        spark, params, run_id, full_refresh=full_refresh, date_from=date_from, date_to=date_to
+    )
+    for entry in outcome.ingested:
+        print(f"bronze: {Path(entry['source_file']).name} {entry['status']} ({entry['rows']} rows)")
+    for a in outcome.accounting:
+        print(
+            f"silver: batch {a['batch_id']}: {a['rows_bronze']} rows = {a['rows_silver']} new or revised"
+            f" + {a['rows_unchanged']} unchanged + {a['rows_superseded']} superseded"
+            f" + {a['rows_quarantined']} quarantined"
+        )
+    report = build_report(spark, params, params.reports_dir)
+    return json.loads((params.reports_dir / SUMMARY_NAME).read_text(encoding="utf-8")), report
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -63,6 +63,8 @@ class Params:
     unspecified_incident_type: str
     fetch: FetchConfig = field(default_factory=FetchConfig)
     landing: Path | None = None
+    checkpoints: Path | None = None
+    ingest_format: str = "binaryFile"
     source_file: Path = field(default=Path("params/default.yaml"))
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
@@ -80,6 +82,18 @@ class Params:
                 f"params: environment '{self.environment}' sets neither landing_dir nor warehouse"
             )
         return self.warehouse / "landing"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """Where the streaming checkpoints live: the environment's `checkpoints_dir`, else
+        `<warehouse>/_checkpoints` (a warehouse carries the record of what it has processed)."""
+        if self.checkpoints is not None:
+            return self.checkpoints
+        if self.warehouse is None:
+            raise ParamsError(
+                f"params: environment '{self.environment}' sets neither checkpoints_dir nor warehouse"
+            )
+        return self.warehouse / "_checkpoints"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -145,6 +159,16 @@ def parse_sla_rules(entries: list[dict[str, Any]], path: Path) -> tuple[SlaRule,
     return tuple(rules)
 
 
+INGEST_FORMATS = ("binaryFile", "cloudFiles")
+
+
+def _ingest_format(value: str, path: Path) -> str:
+    """`binaryFile` (Spark's file source) or `cloudFiles` (Databricks Auto Loader)."""
+    if value not in INGEST_FORMATS:
+        raise ParamsError(f"{path}: ingest_format must be one of {list(INGEST_FORMATS)}, got '{value}'")
+    return value
+
+
 def load_params(path: str | Path | None = None, sla_rules_file: str | Path | None = None) -> Params:
     """Load a params file (default: the project's `params/default.yaml`).
 
@@ -194,5 +218,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         unspecified_incident_type=str(data.get("unspecified_incident_type", "Unspecified")),
         fetch=FetchConfig(**fetch_values),
         landing=(base / landing_value).resolve() if landing_value else None,
+        checkpoints=(base / env["checkpoints_dir"]).resolve() if env.get("checkpoints_dir") else None,
+        ingest_format=_ingest_format(env.get("ingest_format", "binaryFile"), path),
         source_file=path,
     )

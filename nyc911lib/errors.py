@@ -30,3 +30,7 @@ class QualityRuleError(Nyc911Error):
 
 class JavaNotFoundError(Nyc911Error):
     """No usable Java 17+ runtime for Spark."""
+
+
+class ConcurrentRunError(Nyc911Error):
+    """Another run holds the warehouse."""

@@ -7,18 +7,28 @@ is not I/O lives in bronze/silver/quality/gold.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from nyc911lib import storage
-from nyc911lib.bronze import bronze_column_names, bronze_from_lines, check_required_columns
+from nyc911lib.bronze import (
+    bronze_column_names,
+    bronze_from_numbered_lines,
+    check_required_columns,
+    lines_of_files,
+    parse_header_line,
+)
 from nyc911lib.config import Params
-from nyc911lib.errors import ParamsError, QualityRuleError
+from nyc911lib.errors import ParamsError, QualityRuleError, SourceError
+from nyc911lib.faults import fault_point
+from nyc911lib.fetch import LANDED_PREFIX
 from nyc911lib.gold import (
     kpi_monthly_agency,
     kpi_summary,
@@ -27,21 +37,30 @@ from nyc911lib.gold import (
     restatements,
     within_weeks,
 )
-from nyc911lib.quality import is_quarantined, quarantine_rows, rule_metrics, with_quality_results
+from nyc911lib.quality import (
+    is_quarantined,
+    quarantine_rows,
+    rule_metrics,
+    schema_drift_metrics,
+    with_quality_results,
+)
+from nyc911lib.report import render_report_html, report_summary_json, write_report
 from nyc911lib.sample import write_sample
-from nyc911lib.silver import latest_per_key, silver_rows, superseded_rows, typed_e2e
+from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
+from nyc911lib.silver import (
+    _EVALUATION_COLUMNS,
+    VALUE_COLUMNS,
+    latest_per_key,
+    restatement_outcomes,
+    silver_rows,
+    superseded_rows,
+    typed_e2e,
+)
+from nyc911lib.streaming import landing_files, run_available_now, table_changes
 
-log = logging.getLogger("nyc911")
-
-
-@dataclass(frozen=True)
-class BronzeResult:
-    """What one bronze ingestion did."""
-
-    batch_id: str
-    source_file: str
-    source_sha256: str
-    already_ingested: bool
+log_ = logging.getLogger("nyc911")
+REPORT_NAME = "kpi_report.html"
+SUMMARY_NAME = "kpi_summary.json"
 
 
 def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
@@ -50,37 +69,146 @@ def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%f}Z-{sha256[:8]}"
 
 
-def ingest_bronze(
-    spark: SparkSession, params: Params, source: str | Path, source_kind: str = "file"
-) -> BronzeResult:
-    """Append one export to bronze as received, unless the same content was ingested before.
+LANDED_KINDS = ("sample", "file", "live")
 
-    The header is checked before Spark reads anything: a missing file, an empty file or a file
-    without the required columns raises a SourceError and nothing is written.
+
+def source_kind_of(file_name: str) -> str:
+    """How a landed file arrived: `<stamp>__<kind>__<name>` (a replay or the sample), a fetched
+    `nyc911_e2e_<stamp>.csv` (live), else a file dropped in by hand."""
+    for kind in LANDED_KINDS:
+        if f"__{kind}__" in file_name:
+            return kind
+    return "live" if file_name.startswith(LANDED_PREFIX) else "file"
+
+
+def publication_id(file_name: str, modified: dt.datetime, sha256: str) -> str:
+    """A landed file's batch id: its landing stamp (else its modification time) and content hash,
+    `20261126T200102123456Z-1a2b3c4d`; ids sort in publication order."""
+    stamp = storage.publication_stamp(file_name) or f"{modified:%Y%m%dT%H%M%S%f}Z"
+    return f"{stamp}-{sha256[:8]}"
+
+
+def land_source(params: Params, source: str | Path | None) -> tuple[Path, str, bool]:
+    """Check an export and land it as a new publication: (landed file, kind, whether it is new).
+
+    No source means the built-in sample. A file whose content is already in the landing folder
+    is not landed twice. A bad file (missing, empty, HTML, required columns missing) raises here,
+    before anything is landed or written.
     """
-    source = Path(source).resolve()
-    header = storage.read_source_header(source)
-    check_required_columns(str(source), bronze_column_names(header))
-    sha = storage.file_sha256(source)
-    if storage.table_exists(spark, params, "bronze", "e2e_raw"):
-        seen = (
-            storage.read_table(spark, params, "bronze", "e2e_raw")
-            .where(F.col("_source_sha256") == sha)
-            .select("_batch_id")
-            .limit(1)
-            .collect()
+    path, kind = resolve_source(params, source)
+    landed, new = storage.land_file(path, params.landing_dir, kind)
+    return landed, kind, new
+
+
+def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: storage.Txn) -> list[dict]:
+    """One micro-batch of landed files -> bronze rows (one append) and one ingest-log row per file.
+
+    Every header is checked before anything is written. A file whose content was ingested before
+    (the same export downloaded twice) is logged as a duplicate and not appended again.
+    """
+    lines = lines_of_files(files).persist()
+    try:
+        found = {r["path"]: r for r in files.select("path", "modificationTime", "length").collect()}
+        first_lines = lines.where(F.col("_line_number") == 1).select("path", "_source_sha256", "value")
+        headers = {r["path"]: r for r in first_lines.collect()}
+        for path in sorted(found):
+            if path not in headers:
+                raise SourceError(f"landed file is empty: {path}; remove it from the landing folder")
+            check_required_columns(path, bronze_column_names(parse_header_line(headers[path]["value"])))
+        seen: dict[str, str] = {}
+        if storage.table_exists(spark, params, "bronze", "e2e_raw"):
+            shas = [h["_source_sha256"] for h in headers.values()]
+            seen = {
+                r[0]: r[1]
+                for r in storage.read_table(spark, params, "bronze", "e2e_raw")
+                .where(F.col("_source_sha256").isin(shas))
+                .select("_source_sha256", "_batch_id")
+                .distinct()
+                .collect()
+            }
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        frames, log = [], []
+        files_in_order = sorted(
+            found.values(),
+            key=lambda f: publication_id(Path(f["path"]).name, f["modificationTime"], headers[f["path"]][1]),
         )
-        if seen:
-            log.info("bronze: %s was already ingested as batch %s; nothing appended", source, seen[0][0])
-            return BronzeResult(seen[0][0], str(source), sha, True)
-    batch_id = new_batch_id(sha)
-    bronze = (
-        storage.read_source_lines(spark, source)
-        .transform(bronze_from_lines(header, str(source), source_kind, batch_id))
-        .withColumn("_source_sha256", F.lit(sha))
-    )
-    storage.write_table(bronze, params, "bronze", "e2e_raw", mode="append")
-    return BronzeResult(batch_id, str(source), sha, False)
+        for f in files_in_order:
+            path, sha = f["path"], headers[f["path"]]["_source_sha256"]
+            name, kind = Path(path).name, source_kind_of(Path(path).name)
+            batch_id = publication_id(name, f["modificationTime"], sha)
+            entry = {
+                "batch_id": batch_id,
+                "source_file": path.removeprefix("file:"),
+                "source_kind": kind,
+                "source_sha256": sha,
+                "bytes": f["length"],
+                "status": "duplicate" if seen.get(sha, batch_id) != batch_id else "ingested",
+                "duplicate_of": seen.get(sha) if seen.get(sha, batch_id) != batch_id else None,
+                "ingested_at": now,
+            }
+            log.append(entry)
+            if (
+                entry["status"] == "duplicate"
+            ):  # (a replay of this same batch is appended again: Delta skips it)
+                log_msg = "bronze: %s has the content of batch %s; logged as a duplicate, not appended"
+                log_.info(log_msg, path, seen[sha])
+                continue
+            seen[sha] = batch_id
+            header = parse_header_line(headers[path]["value"])
+            frames.append(
+                lines.where(F.col("path") == path)
+                .drop("path")
+                .transform(
+                    bronze_from_numbered_lines(header, entry["source_file"], kind, batch_id, F.lit(now))
+                )
+            )
+        if frames:
+            bronze = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+            storage.write_table(bronze, params, "bronze", "e2e_raw", mode="append", txn=txn)
+            fault_point("bronze.after_append")
+        counts = {}
+        if frames:
+            counts = {
+                r[0]: r[1]
+                for r in storage.read_table(spark, params, "bronze", "e2e_raw")
+                .where(F.col("_batch_id").isin([e["batch_id"] for e in log if e["status"] == "ingested"]))
+                .groupBy("_batch_id")
+                .count()
+                .collect()
+            }
+        for entry in log:
+            entry["rows"] = counts.get(entry["batch_id"], 0) if entry["status"] == "ingested" else 0
+        log_df = spark.createDataFrame(log, schema=INGEST_LOG_SCHEMA)
+        storage.write_table(log_df, params, "bronze", "ingest_log", mode="append", txn=txn)
+        return log
+    finally:
+        lines.unpersist()
+
+
+INGEST_LOG_SCHEMA = (
+    "batch_id STRING, source_file STRING, source_kind STRING, source_sha256 STRING, bytes BIGINT, "
+    "status STRING, duplicate_of STRING, ingested_at TIMESTAMP, rows BIGINT"
+)
+
+
+def ingest_bronze(spark: SparkSession, params: Params) -> list[dict]:
+    """Append every landed file not yet ingested to bronze (Structured Streaming, availableNow).
+
+    Returns the ingest-log entries of this run (empty: nothing new, and no table changed). When
+    bronze was removed, its checkpoint is reset so the whole landing folder is ingested again.
+    """
+    checkpoint = storage.checkpoint_dir(params, "bronze")
+    if not storage.table_exists(spark, params, "bronze", "e2e_raw"):
+        storage.reset_checkpoint(checkpoint)
+    if params.warehouse is not None:
+        params.landing_dir.mkdir(parents=True, exist_ok=True)
+    entries: list[dict] = []
+
+    def handle(files: DataFrame, _batch_id: int, txn: storage.Txn) -> None:
+        entries.extend(_bronze_batch(spark, params, files, txn))
+
+    run_available_now(spark, landing_files(spark, params), "bronze", checkpoint, handle)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -138,19 +266,65 @@ def silver_tables(evaluated: DataFrame, params: Params) -> SilverTables:
     )
 
 
-def build_silver(spark: SparkSession, params: Params, run_id: str) -> list[dict]:
-    """Rebuild silver from all of bronze and append this run's quality metrics.
+SILVER_OUTPUTS = ("e2e_weekly", "quarantine", "superseded")
+ACCOUNTING_OUTCOMES = ("silver", "unchanged", "superseded")
 
-    Checks the `fail` rules first: when one is violated nothing is written. Returns the per-batch
-    row accounting (small: one row per batch).
+
+def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
+    """Per publication in a micro-batch: where each of its rows went, and how many silver rows it
+    replaced. rows_bronze = rows_silver + rows_unchanged + rows_superseded + rows_quarantined."""
+    incoming = (
+        outcomes.where(F.col("_origin") == 1)
+        .select("_batch_id", "outcome")
+        .unionByName(
+            evaluated.where(is_quarantined(evaluated)).select(
+                "_batch_id", F.lit("quarantined").alias("outcome")
+            )
+        )
+    )
+    replaced = (
+        outcomes.where(F.col("outcome") == "replaced")
+        .groupBy(F.col("superseded_by_batch_id").alias("_batch_id"))
+        .agg(F.count(F.lit(1)).alias("rows_replaced"))
+    )
+    counts = (
+        incoming.groupBy("_batch_id")
+        .pivot("outcome", [*ACCOUNTING_OUTCOMES, "quarantined"])
+        .count()
+        .join(replaced, "_batch_id", "left")
+        .na.fill(0)
+    )
+    parts = [F.col(c) for c in (*ACCOUNTING_OUTCOMES, "quarantined")]
+    return counts.select(
+        F.col("_batch_id").alias("batch_id"),
+        reduce(lambda a, b: a + b, parts).alias("rows_bronze"),
+        F.col("silver").alias("rows_silver"),
+        F.col("unchanged").alias("rows_unchanged"),
+        F.col("superseded").alias("rows_superseded"),
+        F.col("quarantined").alias("rows_quarantined"),
+        F.col("rows_replaced"),
+    )
+
+
+def _silver_batch(
+    spark: SparkSession, params: Params, bronze: DataFrame, txn: storage.Txn, run_id: str
+) -> list[dict]:
+    """Apply one micro-batch of new bronze rows to silver; return its per-publication accounting.
+
+    Order of the commits, chosen so a crash anywhere loses nothing: quarantine, superseded rows,
+    metrics and accounting are appended first (idempotent), the silver MERGE comes last. A replay
+    of the batch recomputes the same rows against the same silver and Delta skips what it has.
     """
-    evaluated = storage.read_table(spark, params, "bronze", "e2e_raw").transform(evaluate_bronze(params))
-    evaluated = evaluated.persist()  # read by every output below
+    evaluated = bronze.transform(evaluate_bronze(params)).persist()
+    outcomes = None
     try:
-        tables = silver_tables(evaluated, params)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         stamp = [F.lit(run_id).alias("run_id"), F.lit(now).alias("evaluated_at")]
-        metrics = tables.metrics.select(*stamp, "*")
+        metrics = (
+            evaluated.transform(rule_metrics(params.quality_rules))
+            .unionByName(bronze.transform(schema_drift_metrics(BRONZE_SOURCE_NAMES)))
+            .select(*stamp, "*")
+        )
         failing = {
             r["rule"]: r["rows_failed"]
             for r in metrics.where((F.col("action") == "fail") & (F.col("rows_failed") > 0)).collect()
@@ -160,15 +334,73 @@ def build_silver(spark: SparkSession, params: Params, run_id: str) -> list[dict]
                 "quality rules with action 'fail' were violated, nothing was written: "
                 + ", ".join(f"{rule} ({n} rows)" for rule, n in sorted(failing.items()))
             )
-        storage.write_table(tables.silver, params, "silver", "e2e_weekly")
-        storage.write_table(tables.quarantine, params, "silver", "quarantine")
-        storage.write_table(tables.superseded, params, "silver", "superseded")
-        storage.write_table(metrics, params, "silver", "dq_metrics", mode="append")
-        accounting = tables.accounting.select(*stamp, "*")
-        storage.write_table(accounting, params, "silver", "batch_accounting", mode="append")
+        valid = evaluated.where(~is_quarantined(evaluated)).drop(*_EVALUATION_COLUMNS)
+        versions = valid.withColumn("_origin", F.lit(1))
+        # Pinned to the version read now: Spark re-evaluates these frames after the MERGE (the
+        # MERGE invalidates cached plans over silver) and they must still describe this batch.
+        silver_version = storage.table_version(spark, params, "silver", "e2e_weekly")
+        silver_exists = silver_version is not None
+        if silver_exists:
+            current = storage.read_table(spark, params, "silver", "e2e_weekly", silver_version).join(
+                valid.select(*NATURAL_KEY).distinct(), list(NATURAL_KEY), "left_semi"
+            )
+            versions = versions.unionByName(current.withColumn("_origin", F.lit(0)), allowMissingColumns=True)
+        outcomes = versions.transform(restatement_outcomes()).persist()
+        moved = F.col("outcome").isin("replaced", "superseded")
+        superseded = outcomes.where(moved).drop("_origin", "outcome")
+        storage.write_table(superseded, params, "silver", "superseded", mode="append", txn=txn)
+        quarantine = quarantine_rows(evaluated)
+        storage.write_table(quarantine, params, "silver", "quarantine", mode="append", txn=txn)
+        storage.write_table(metrics, params, "silver", "dq_metrics", mode="append", txn=txn)
+        accounting = _batch_accounting(evaluated, outcomes).select(*stamp, "*")
+        storage.write_table(accounting, params, "silver", "batch_accounting", mode="append", txn=txn)
+        fault_point("silver.before_merge")
+        rows = outcomes.where(F.col("outcome") == "silver").drop(
+            "_origin", "outcome", "superseded_by_batch_id", "superseded_by_line_number"
+        )
+        if silver_exists:
+            storage.merge_on_key(
+                spark, params, "silver", "e2e_weekly", rows, on=NATURAL_KEY, values=VALUE_COLUMNS, txn=txn
+            )
+        else:
+            storage.write_table(
+                rows, params, "silver", "e2e_weekly", mode="append", txn=txn, properties=SILVER_PROPERTIES
+            )
+        fault_point("silver.after_merge")
         return [r.asDict() for r in accounting.orderBy("batch_id").collect()]
     finally:
         evaluated.unpersist()
+        if outcomes is not None:
+            outcomes.unpersist()
+
+
+# Change Data Feed on silver: every insert, and the before/after image of every restatement.
+SILVER_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+
+
+def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh: bool = False) -> list[dict]:
+    """Apply the bronze rows silver has not seen yet (Structured Streaming on the bronze table).
+
+    Each micro-batch is typed, checked against the quality rules and MERGEd on the natural key:
+    a newer publication's different row replaces the current one (the old one moves to
+    superseded), an identical row is a no-op. `full_refresh` (or a missing silver table) drops
+    silver and its checkpoint and replays all of bronze. Returns this run's accounting rows
+    (empty: nothing new, and no table changed).
+    """
+    checkpoint = storage.checkpoint_dir(params, "silver")
+    missing = not all(storage.table_exists(spark, params, "silver", t) for t in SILVER_OUTPUTS)
+    if full_refresh or missing:
+        for table in SILVER_OUTPUTS:
+            storage.drop_table(spark, params, "silver", table)
+        storage.reset_checkpoint(checkpoint)
+    accounting: list[dict] = []
+
+    def handle(bronze: DataFrame, _batch_id: int, txn: storage.Txn) -> None:
+        accounting.extend(_silver_batch(spark, params, bronze, txn, run_id))
+
+    stream = table_changes(spark, params, "bronze", "e2e_raw")
+    run_available_now(spark, stream, "silver", checkpoint, handle)
+    return accounting
 
 
 @dataclass(frozen=True)
@@ -192,26 +424,110 @@ def gold_tables(
     )
 
 
-def build_gold(
-    spark: SparkSession, params: Params, date_from: dt.date | None = None, date_to: dt.date | None = None
-) -> dict:
-    """Rewrite the gold tables from silver and return the summary row as a dict.
+GOLD_OUTPUTS = ("kpi_weekly", "kpi_monthly_agency", "kpi_summary", "restatements", "publication_drift")
 
-    The monthly and summary tables are computed from the written kpi_weekly table, so all three
-    describe exactly the same rows.
+
+def gold_state(spark: SparkSession, params: Params) -> dict:
+    """The silver versions gold is computed from (stored in every gold commit's userMetadata)."""
+    return {
+        "silver_version": storage.table_version(spark, params, "silver", "e2e_weekly"),
+        "superseded_version": storage.table_version(spark, params, "silver", "superseded"),
+    }
+
+
+def gold_is_current(spark: SparkSession, params: Params) -> bool:
+    """Whether every gold table was last written, in full, from the current silver versions."""
+    state = gold_state(spark, params)
+    return all(
+        storage.last_commit_metadata(spark, params, "gold", t) == {**state, "scope": "all"}
+        for t in GOLD_OUTPUTS
+    )
+
+
+def build_gold(
+    spark: SparkSession,
+    params: Params,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    force: bool = False,
+) -> dict:
+    """Bring gold up to date with silver and return the summary row as a dict.
+
+    Without a range, gold is rewritten in full when silver changed since gold was built (or
+    `force`), and left untouched otherwise. With `date_from`/`date_to` (a backfill, e.g. after an
+    SLA rule change) only those weeks of kpi_weekly are recomputed (Delta replaceWhere); the
+    monthly, summary, restatement and drift tables are then recomputed from the whole of
+    kpi_weekly and silver, so all gold tables always describe the same rows.
     """
-    scope = within_weeks(date_from, date_to)
-    silver = storage.read_table(spark, params, "silver", "e2e_weekly").transform(scope)
-    weekly = silver.transform(kpi_weekly(params.sla_rules))
-    storage.write_table(weekly, params, "gold", "kpi_weekly")
+    ranged = date_from is not None or date_to is not None
+    if not ranged and not force and gold_is_current(spark, params):
+        log_.info("gold: already computed from the current silver; nothing rewritten")
+        return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
+    state = {**gold_state(spark, params), "scope": "range" if ranged else "all"}
+    silver = storage.read_table(spark, params, "silver", "e2e_weekly")
+    if ranged and storage.table_exists(spark, params, "gold", "kpi_weekly"):
+        weekly = silver.transform(within_weeks(date_from, date_to)).transform(kpi_weekly(params.sla_rules))
+        scope = week_predicate(date_from, date_to)
+        storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state, replace_where=scope)
+    else:
+        weekly = silver.transform(kpi_weekly(params.sla_rules))
+        storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state)
+    fault_point("gold.after_kpi_weekly")
     weekly = storage.read_table(spark, params, "gold", "kpi_weekly")
-    storage.write_table(kpi_monthly_agency(weekly), params, "gold", "kpi_monthly_agency")
-    storage.write_table(weekly.transform(kpi_summary(date_from, date_to)), params, "gold", "kpi_summary")
-    superseded = storage.read_table(spark, params, "silver", "superseded").transform(scope)
+    storage.write_table(kpi_monthly_agency(weekly), params, "gold", "kpi_monthly_agency", metadata=state)
+    storage.write_table(weekly.transform(kpi_summary()), params, "gold", "kpi_summary", metadata=state)
+    superseded = storage.read_table(spark, params, "silver", "superseded")
     versions = silver.unionByName(superseded, allowMissingColumns=True)
-    storage.write_table(restatements(versions), params, "gold", "restatements")
-    storage.write_table(publication_drift(versions), params, "gold", "publication_drift")
+    storage.write_table(restatements(versions), params, "gold", "restatements", metadata=state)
+    storage.write_table(publication_drift(versions), params, "gold", "publication_drift", metadata=state)
     return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
+
+
+def week_predicate(date_from: dt.date | None, date_to: dt.date | None) -> str:
+    """The SQL predicate of a week range, for Delta's replaceWhere."""
+    parts = []
+    if date_from is not None:
+        parts.append(f"week_start_date >= DATE'{date_from.isoformat()}'")
+    if date_to is not None:
+        parts.append(f"week_start_date <= DATE'{date_to.isoformat()}'")
+    return " AND ".join(parts) or "true"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one incremental run did: files ingested, accounting of silver, and the gold summary."""
+
+    ingested: list[dict]
+    accounting: list[dict]
+    summary: dict
+
+
+def run_layers(
+    spark: SparkSession,
+    params: Params,
+    run_id: str,
+    *,
+    full_refresh: bool = False,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> RunOutcome:
+    """Bronze, silver and gold in one process (what the notebooks do one layer each)."""
+    ingested = ingest_bronze(spark, params)
+    accounting = build_silver(spark, params, run_id, full_refresh)
+    summary = build_gold(spark, params, date_from, date_to, force=full_refresh)
+    return RunOutcome(ingested, accounting, summary)
+
+
+def build_report(spark: SparkSession, params: Params, out_dir: Path) -> Path:
+    """Write the HTML KPI report and its summary JSON from the gold tables; return the report."""
+    summary = storage.read_table(spark, params, "gold", "kpi_summary").toPandas()
+    monthly = (
+        storage.read_table(spark, params, "gold", "kpi_monthly_agency").orderBy("month", "agency").toPandas()
+    )
+    note = "SLA rules: " + "; ".join(f"{r.name} ({r.metric} > {r.threshold_s:g} s)" for r in params.sla_rules)
+    path = write_report(out_dir / REPORT_NAME, render_report_html(summary, monthly, params_note=note))
+    write_report(out_dir / SUMMARY_NAME, json.dumps(report_summary_json(summary), indent=2))
+    return path
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -230,11 +546,23 @@ def parse_date(value: str | dt.date | None, name: str) -> dt.date | None:
         raise ParamsError(f"{name} must be a date as YYYY-MM-DD, got '{value}'") from exc
 
 
+def parse_flag(value: str | bool | None, name: str) -> bool:
+    """A yes/no parameter (a bool, or `true`/`false` text from a Databricks widget)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ParamsError(f"{name} must be true or false, got '{value}'")
+
+
 def sample_source_path(params: Params) -> Path:
     """Where a run without a source lands the built-in synthetic sample."""
     if params.warehouse is None:
         raise ParamsError("the built-in sample needs a local warehouse; pass a source instead")
-    return params.warehouse / "landing" / "nyc911_sample.csv"
+    return params.warehouse / "sample" / "nyc911_sample.csv"
 
 
 def resolve_source(params: Params, source: str | Path | None) -> tuple[Path, str]:

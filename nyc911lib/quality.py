@@ -91,3 +91,49 @@ def rule_metrics(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFram
         )
 
     return transform
+
+
+SCHEMA_DRIFT_RULE = "source_schema_drift"
+
+
+def schema_drift_metrics(known: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows -> a `warn` metric per batch and source column the pipeline does not know:
+    the column is kept in bronze (rescued), silver ignores it, and the metrics say so."""
+
+    def transform(bronze: DataFrame) -> DataFrame:
+        extra = [c for c in bronze.columns if not c.startswith("_") and c not in known]
+        schema = "batch_id STRING, rule STRING, action STRING, condition STRING, rows_evaluated BIGINT, " + (
+            "rows_passed BIGINT, rows_failed BIGINT"
+        )
+        if not extra:
+            return bronze.sparkSession.createDataFrame([], schema)
+        counts = bronze.groupBy(F.col("_batch_id").alias("batch_id")).agg(
+            F.count(F.lit(1)).alias("rows_evaluated"),
+            *[F.count(F.col(f"`{c}`")).alias(f"n{i}") for i, c in enumerate(extra)],
+        )
+        stacked = F.explode(
+            F.array(
+                *[
+                    F.struct(
+                        F.lit(f"new source column '{c}' (kept in bronze)").alias("condition"),
+                        F.col(f"n{i}").alias("rows_failed"),
+                    )
+                    for i, c in enumerate(extra)
+                ]
+            )
+        ).alias("m")
+        return (
+            counts.select("batch_id", "rows_evaluated", stacked)
+            .where(F.col("m.rows_failed") > 0)
+            .select(
+                "batch_id",
+                F.lit(SCHEMA_DRIFT_RULE).alias("rule"),
+                F.lit("warn").alias("action"),
+                "m.condition",
+                "rows_evaluated",
+                (F.col("rows_evaluated") - F.col("m.rows_failed")).alias("rows_passed"),
+                "m.rows_failed",
+            )
+        )
+
+    return transform

@@ -176,3 +176,67 @@ def superseded_rows(ranked: DataFrame) -> DataFrame:
     """Valid rows that lost to a newer row of the same key, with all their values: the earlier
     publications of a key (used for the row accounting and for restatements in gold)."""
     return ranked.where(F.col("_rank") > 1).drop(*_EVALUATION_COLUMNS)
+
+
+# What a publication can revise for a key: a version differing in any of these is a restatement.
+VALUE_COLUMNS = ("priority", "incident_type_source", "incidents", *(c.silver_name for c in DURATION_COLUMNS))
+# The order in which versions of a key were published (the same order gold's restatements use).
+PUBLICATION_ORDER = ("_ingested_at", "_batch_id", "_line_number")
+OUTCOMES = ("silver", "kept", "replaced", "superseded", "unchanged")
+
+
+def restatement_outcomes(
+    key: Sequence[str] = NATURAL_KEY, values: Sequence[str] = VALUE_COLUMNS
+) -> Callable[[DataFrame], DataFrame]:
+    """Versions of keys -> each version's `outcome` when applied to silver in publication order.
+
+    Input: the current silver rows of the keys a batch touches (`_origin` 0) and the batch's valid
+    rows (`_origin` 1). The result is exactly what applying the batch's publications one at a time
+    would give, even when one batch holds several publications:
+
+    - `silver`: a batch row that is the key's new current version (insert or update);
+    - `kept`: a silver row that stays (nothing newer differs from it);
+    - `replaced`: a silver row a newer, different version replaces (it moves to superseded);
+    - `superseded`: a batch row that a later row of the same batch replaces;
+    - `unchanged`: a batch row identical to the version before it (a no-op: republished as is).
+
+    Replaced and superseded rows get `superseded_by_batch_id`/`_line_number`: the version after them.
+    """
+
+    def transform(versions: DataFrame) -> DataFrame:
+        order = (
+            Window.partitionBy(*key)
+            .orderBy("_origin", *PUBLICATION_ORDER)
+            .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        )
+        value = F.struct(*[F.col(c) for c in values])
+        previous = F.lag(value).over(Window.partitionBy(*key).orderBy("_origin", *PUBLICATION_ORDER))
+        changed = F.coalesce(~value.eqNullSafe(previous), F.lit(True))
+        later = (
+            Window.partitionBy(*key)
+            .orderBy("_origin", *PUBLICATION_ORDER)
+            .rowsBetween(1, Window.unboundedFollowing)
+        )
+        flagged = versions.withColumn("_changed", changed)
+        runs = flagged.select(
+            "*",
+            F.sum(F.col("_changed").cast("int")).over(order).alias("_run"),
+            F.first(F.when(F.col("_changed"), F.col("_batch_id")), ignorenulls=True)
+            .over(later)
+            .alias("superseded_by_batch_id"),
+            F.first(F.when(F.col("_changed"), F.col("_line_number")), ignorenulls=True)
+            .over(later)
+            .alias("superseded_by_line_number"),
+        )
+        last = F.max("_run").over(Window.partitionBy(*key)) == F.col("_run")
+        from_silver = F.col("_origin") == 0
+        outcome = (
+            F.when(from_silver & last, "kept")
+            .when(from_silver, "replaced")
+            .when(~F.col("_changed"), "unchanged")
+            .when(last, "silver")
+            .otherwise("superseded")
+        )
+        return runs.withColumn("outcome", outcome).drop("_changed", "_run")
+
+    return transform

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nyc911lib import get_spark, load_params
+from nyc911lib import get_spark, land_source, load_params, run_layers
 from nyc911lib.schema import BRONZE_SOURCE_NAMES
+from nyc911lib.storage import table_version
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -88,3 +89,19 @@ def make_bronze(spark):
         return spark.createDataFrame(rows, schema)
 
     return build
+
+
+def run_once(spark, params, source=None, run_id="run-1", **options):
+    """Land `source` (default: the built-in sample) and run bronze, silver and gold incrementally,
+    as `nyc911 run --engine inline` does; returns the RunOutcome."""
+    land_source(params, source)
+    return run_layers(spark, params, run_id, **options)
+
+
+def table_versions(spark, params) -> dict[str, int | None]:
+    """The latest Delta version of every table of the params (None: not written yet)."""
+    return {
+        f"{layer}.{key}": table_version(spark, params, layer, key)
+        for layer, tables in params.tables.items()
+        for key in tables
+    }

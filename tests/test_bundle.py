@@ -27,7 +27,7 @@ WORKSPACE_FILE_PATH = "${workspace.file_path}"
 # Produced by the `nyc911lib` artifact build at deploy time, not committed.
 BUILD_OUTPUT = REPO / "dist" / "*.whl"
 
-NOTEBOOK_PARAMETERS = {"params_file", "source", "warehouse", "date_from", "date_to", "run_id"}
+NOTEBOOK_PARAMETERS = {"params_file", "source", "warehouse", "date_from", "date_to", "full_refresh", "run_id"}
 TASK_ORDER = [
     ("bronze", "01_bronze.ipynb", []),
     ("silver", "02_silver.ipynb", ["bronze"]),
@@ -299,6 +299,7 @@ def test_task_passes_the_papermill_parameters(task_key):
     assert parameters["run_id"] == "{{job.run_id}}"
     assert parameters["source"] == "/Volumes/${var.catalog}/${var.bronze_schema}/landing/${var.source_file}"
     assert parameters["warehouse"] == parameters["date_from"] == parameters["date_to"] == ""
+    assert parameters["full_refresh"] == "false"
     assert task["libraries"] == [{"whl": "../dist/*.whl"}]
 
 

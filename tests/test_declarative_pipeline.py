@@ -23,13 +23,11 @@ from types import SimpleNamespace
 import pyspark.sql.functions as F
 import pytest
 import yaml
+from conftest import run_once
 from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import (
     QualityRule,
-    build_gold,
-    build_silver,
-    ingest_bronze,
     new_run_id,
     read_table,
     write_sample,
@@ -91,9 +89,7 @@ def runs(spark, params, tmp_path_factory):
     sdp_tables = run_declarative(spec, tmp / "sdp")
 
     papermill = params.with_warehouse(tmp / "papermill")
-    ingest_bronze(spark, papermill, sample, "sample")
-    build_silver(spark, papermill, new_run_id())
-    build_gold(spark, papermill)
+    run_once(spark, papermill, run_id=new_run_id())  # the same default sample, landed as `sample`
     return papermill, sdp_tables
 
 

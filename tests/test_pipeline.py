@@ -1,26 +1,30 @@
-"""End to end on the built-in sample, through the same layer functions the notebooks call."""
+"""End to end on the built-in sample, through the same layer functions the notebooks call:
+land, bronze (streaming), silver (MERGE), gold; then the incremental cases."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import shutil
 from dataclasses import replace
 
 import pyspark.sql.functions as F
 import pytest
+from conftest import run_once, table_versions
+from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import (
     MissingColumnsError,
     QualityRule,
     QualityRuleError,
     build_gold,
-    build_silver,
     ingest_bronze,
+    land_source,
     read_table,
-    resolve_source,
+    run_layers,
 )
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count
-from nyc911lib.storage import table_exists, table_name
+from nyc911lib.storage import delta_table, table_exists
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +34,15 @@ QUARANTINED = (
     + SAMPLE_DEFECTS["unparsable_number"]
     + SAMPLE_DEFECTS["malformed_line"]
 )
-
-
-def _version(spark, params, layer, key):
-    path = table_name(params, layer, key)
-    return spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg(F.max("version")).first()[0]
+SILVER_ROWS = sample_row_count() - QUARANTINED - SAMPLE_DEFECTS["duplicate_key"]
 
 
 @pytest.fixture(scope="module")
 def sample_run(spark, params, tmp_path_factory):
-    """One full run on the sample: bronze, silver, gold."""
+    """One run on the sample: land, bronze, silver, gold."""
     wh = params.with_warehouse(tmp_path_factory.mktemp("sample") / "warehouse")
-    source, kind = resolve_source(wh, None)
-    bronze = ingest_bronze(spark, wh, source, kind)
-    accounting = build_silver(spark, wh, "run-1")
-    summary = build_gold(spark, wh)
-    return wh, source, bronze, accounting, summary
+    outcome = run_once(spark, wh)
+    return wh, outcome
 
 
 def test_every_table_is_a_real_delta_table(spark, sample_run):
@@ -56,10 +53,24 @@ def test_every_table_is_a_real_delta_table(spark, sample_run):
             assert (wh.warehouse / layer / tables[key] / "_delta_log").is_dir()
 
 
+def test_the_sample_is_landed_once_and_logged(spark, sample_run):
+    wh, outcome = sample_run
+    (landed,) = sorted(wh.landing_dir.glob("*.csv"))
+    assert landed.name.endswith("__sample__nyc911_sample.csv")
+    (entry,) = outcome.ingested
+    assert (entry["source_file"], entry["status"], entry["rows"]) == (
+        str(landed),
+        "ingested",
+        sample_row_count(),
+    )
+    assert land_source(wh, None) == (landed, "sample", False)
+
+
 def test_every_bronze_row_ends_in_exactly_one_place(spark, sample_run):
-    wh, _, bronze, accounting, _ = sample_run
+    wh, outcome = sample_run
+    (entry,) = outcome.ingested
     counts = {
-        name: read_table(spark, wh, layer, key).where(F.col("_batch_id") == bronze.batch_id).count()
+        name: read_table(spark, wh, layer, key).where(F.col("_batch_id") == entry["batch_id"]).count()
         for name, layer, key in [
             ("bronze", "bronze", "e2e_raw"),
             ("silver", "silver", "e2e_weekly"),
@@ -67,20 +78,21 @@ def test_every_bronze_row_ends_in_exactly_one_place(spark, sample_run):
             ("superseded", "silver", "superseded"),
         ]
     }
-    assert counts["bronze"] == sample_row_count()
     assert counts == {
         "bronze": sample_row_count(),
-        "silver": sample_row_count() - QUARANTINED - SAMPLE_DEFECTS["duplicate_key"],
+        "silver": SILVER_ROWS,
         "quarantine": QUARANTINED,
         "superseded": SAMPLE_DEFECTS["duplicate_key"],
     }
-    (batch,) = accounting
-    assert (
-        batch["rows_bronze"],
-        batch["rows_silver"],
-        batch["rows_quarantined"],
-        batch["rows_superseded"],
-    ) == (counts["bronze"], counts["silver"], counts["quarantine"], counts["superseded"])
+    (batch,) = outcome.accounting
+    assert {k: v for k, v in batch.items() if k.startswith("rows_")} == {
+        "rows_bronze": sample_row_count(),
+        "rows_silver": SILVER_ROWS,
+        "rows_unchanged": 0,
+        "rows_superseded": SAMPLE_DEFECTS["duplicate_key"],
+        "rows_quarantined": QUARANTINED,
+        "rows_replaced": 0,
+    }
 
 
 def test_quarantine_reasons_match_the_sample_defects(spark, sample_run):
@@ -99,7 +111,7 @@ def test_quarantine_reasons_match_the_sample_defects(spark, sample_run):
         "row_well_formed": SAMPLE_DEFECTS["malformed_line"],
     }
     metrics = read_table(spark, wh, "silver", "dq_metrics").where(F.col("run_id") == "run-1")
-    assert metrics.count() == len(wh.quality_rules)
+    assert metrics.count() == len(wh.quality_rules)  # no schema drift in the sample
     assert metrics.where(F.col("rule") == "row_well_formed").first().rows_failed == 1
 
 
@@ -115,8 +127,15 @@ def test_silver_keys_are_unique_and_empty_types_kept(spark, sample_run):
     assert silver.where(F.col("incident_type").contains("Threating")).count() == 0
 
 
+def test_silver_has_change_data_feed_on(spark, sample_run):
+    wh = sample_run[0]
+    properties = delta_table(spark, wh, "silver", "e2e_weekly").detail().first().properties
+    assert properties["delta.enableChangeDataFeed"] == "true"
+
+
 def test_gold_totals_reconcile_with_silver(spark, sample_run):
-    wh, _, _, _, summary = sample_run
+    wh, outcome = sample_run
+    summary = outcome.summary
     silver_total = read_table(spark, wh, "silver", "e2e_weekly").agg(F.sum("incidents")).first()[0]
     weekly_total = read_table(spark, wh, "gold", "kpi_weekly").agg(F.sum("incidents")).first()[0]
     monthly_total = read_table(spark, wh, "gold", "kpi_monthly_agency").agg(F.sum("incidents")).first()[0]
@@ -125,36 +144,127 @@ def test_gold_totals_reconcile_with_silver(spark, sample_run):
     assert (summary["first_week"], summary["last_week"]) == (dt.date(2023, 1, 2), dt.date(2024, 12, 23))
 
 
-def test_same_file_again_appends_nothing(spark, sample_run):
-    wh, source, first, _, _ = sample_run
-    before = _version(spark, wh, "bronze", "e2e_raw")
-    again = ingest_bronze(spark, wh, source, "sample")
-    assert again.already_ingested
-    assert again.batch_id == first.batch_id
-    assert _version(spark, wh, "bronze", "e2e_raw") == before
+def test_a_run_with_nothing_new_changes_no_table_version(spark, sample_run):
+    wh = sample_run[0]
+    before = table_versions(spark, wh)
+    outcome = run_once(spark, wh, run_id="run-again")
+    assert (outcome.ingested, outcome.accounting) == ([], [])
+    assert table_versions(spark, wh) == before
+    assert outcome.summary["total_incidents"] == sample_run[1].summary["total_incidents"]
 
 
-def test_a_restated_publication_wins_and_the_old_rows_are_superseded(spark, params, tmp_path):
+def test_the_same_content_under_another_name_is_logged_as_a_duplicate(spark, params, tmp_path):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    first, _ = resolve_source(wh, None)
-    rows = list(csv.reader(first.open(encoding="utf-8")))
+    first = run_once(spark, wh)
+    (landed,) = wh.landing_dir.glob("*.csv")
+    copy = wh.landing_dir / "copied_by_hand.csv"
+    shutil.copyfile(landed, copy)
+    bronze_rows = read_table(spark, wh, "bronze", "e2e_raw").count()
+    (entry,) = ingest_bronze(spark, wh)
+    assert (entry["source_file"], entry["status"], entry["rows"]) == (str(copy), "duplicate", 0)
+    assert entry["duplicate_of"] == first.ingested[0]["batch_id"]
+    assert read_table(spark, wh, "bronze", "e2e_raw").count() == bronze_rows
+    assert read_table(spark, wh, "bronze", "ingest_log").count() == 2
+
+
+def _revise_ems_week(source, out, week="12/23/2024", extra=1000):
+    """A second publication: the EMS rows of one week, with their counts revised, and one row
+    republished unchanged."""
+    rows = list(csv.reader(source.open(encoding="utf-8")))
     header, data = rows[0], rows[1:]
-    revised = [r for r in data if len(r) == len(header) and r[0] == "12/23/2024" and r[1] == "EMS"]
-    for r in revised:
-        r[3] = str(int(r[3]) + 1000)
-    second = tmp_path / "second.csv"
-    with second.open("w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows([header, *revised])
-    b1 = ingest_bronze(spark, wh, first, "sample")
-    b2 = ingest_bronze(spark, wh, second, "file")
-    accounting = {a["batch_id"]: a for a in build_silver(spark, wh, "run-2")}
-    assert accounting[b2.batch_id]["rows_silver"] == len(revised)
-    assert accounting[b1.batch_id]["rows_superseded"] == SAMPLE_DEFECTS["duplicate_key"] + len(revised)
-    silver = read_table(spark, wh, "silver", "e2e_weekly").where(
-        (F.col("week_start_date") == dt.date(2024, 12, 23)) & (F.col("agency") == "EMS")
+    week_rows = [r for r in data if len(r) == len(header) and r[0] == week and r[1] == "EMS"]
+    revised = [[*r[:3], str(int(r[3]) + extra), *r[4:]] for r in week_rows[1:]]
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, week_rows[0], *revised])
+    return week_rows, revised
+
+
+def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark, params, tmp_path):
+    wh = params.with_warehouse(tmp_path / "warehouse")
+    first = run_once(spark, wh)
+    source = wh.warehouse / "sample" / "nyc911_sample.csv"
+    week_rows, revised = _revise_ems_week(source, tmp_path / "second.csv")
+    second = run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
+    (batch,) = second.accounting
+    rows = {k: v for k, v in batch.items() if k.startswith("rows_")}
+    assert rows == {
+        "rows_bronze": len(week_rows),
+        "rows_silver": len(revised),
+        "rows_unchanged": 1,
+        "rows_superseded": 0,
+        "rows_quarantined": 0,
+        "rows_replaced": len(revised),
+    }
+    week = (F.col("week_start_date") == dt.date(2024, 12, 23)) & (F.col("agency") == "EMS")
+    silver = read_table(spark, wh, "silver", "e2e_weekly").where(week).collect()
+    new_batch = second.ingested[0]["batch_id"]
+    assert sorted((r.incidents, r._batch_id) for r in silver) == sorted(
+        [(int(week_rows[0][3]), first.ingested[0]["batch_id"])] + [(int(r[3]), new_batch) for r in revised]
     )
-    assert {r._batch_id for r in silver.collect()} == {b2.batch_id}
-    assert sorted(r.incidents for r in silver.collect()) == sorted(int(r[3]) for r in revised)
+    old = read_table(spark, wh, "silver", "superseded").where(F.col("superseded_by_batch_id") == new_batch)
+    assert sorted(r.incidents for r in old.collect()) == sorted(int(r[3]) for r in week_rows[1:])
+    changes = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", 1)
+        .load(str(wh.warehouse / "silver" / "e2e_weekly"))
+    )
+    assert sorted(r._change_type for r in changes.collect()) == sorted(
+        ["update_preimage", "update_postimage"] * len(revised)
+    )
+    restated = (
+        read_table(spark, wh, "gold", "restatements").where(F.col("new_batch_id") == new_batch).collect()
+    )
+    assert sorted((r.old_incidents, r.new_incidents) for r in restated) == sorted(
+        (int(r[3]), int(r[3]) + 1000) for r in week_rows[1:]
+    )
+
+
+def test_full_refresh_equals_the_incremental_result(spark, params, tmp_path):
+    wh = params.with_warehouse(tmp_path / "warehouse")
+    run_once(spark, wh)
+    week_rows, _ = _revise_ems_week(wh.warehouse / "sample" / "nyc911_sample.csv", tmp_path / "second.csv")
+    run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
+    incremental = {
+        (layer, key): read_table(spark, wh, layer, key).toPandas()
+        for layer, key in [("silver", "e2e_weekly"), ("silver", "superseded"), ("silver", "quarantine")]
+        + [("gold", k) for k in wh.tables["gold"]]
+    }
+    refreshed = run_layers(spark, wh, "run-refresh", full_refresh=True)
+    assert [a["rows_bronze"] for a in refreshed.accounting] == [sample_row_count(), len(week_rows)]
+    for (layer, key), before in incremental.items():
+        after = read_table(spark, wh, layer, key)
+        assertDataFrameEqual(after, spark.createDataFrame(before, after.schema))
+
+
+def test_a_date_range_recomputes_only_those_weeks_of_gold(spark, params, tmp_path):
+    wh = params.with_warehouse(tmp_path / "warehouse")
+    run_once(spark, wh)
+    before = read_table(spark, wh, "gold", "kpi_weekly").toPandas()
+    (rule,) = wh.sla_rules
+    stricter = replace(wh, sla_rules=(replace(rule, threshold_s=1.0),))  # the SLA threshold changed
+    summary = build_gold(spark, stricter, dt.date(2024, 1, 1), dt.date(2024, 3, 31))
+    after = read_table(spark, wh, "gold", "kpi_weekly")
+    in_range = F.col("week_start_date").between(dt.date(2024, 1, 1), dt.date(2024, 3, 31))
+    assert after.count() == len(before)
+    recomputed = after.where(in_range).select(
+        F.col(rule.flag_column).eqNullSafe(F.col(rule.metric) > 1.0).alias("ok")
+    )
+    assert recomputed.count() > 0
+    assert {r.ok for r in recomputed.collect()} == {True}
+    old = spark.createDataFrame(before, after.schema)
+    assertDataFrameEqual(after.where(~in_range), old.where(~in_range))
+    assert (
+        after.where(in_range).where(F.col("sla_breached")).count()
+        > old.where(in_range).where(F.col("sla_breached")).count()
+    )
+    monthly = read_table(spark, wh, "gold", "kpi_monthly_agency")
+    assert (
+        monthly.agg(F.sum("incidents")).first()[0]
+        == summary["total_incidents"]
+        == int(before["incidents"].sum())
+    )
+    assert (summary["first_week"], summary["last_week"]) == (dt.date(2023, 1, 2), dt.date(2024, 12, 23))
 
 
 def test_a_fail_rule_stops_silver_before_anything_is_written(spark, params, tmp_path):
@@ -162,24 +272,26 @@ def test_a_fail_rule_stops_silver_before_anything_is_written(spark, params, tmp_
     strict = replace(
         wh, quality_rules=(*wh.quality_rules, QualityRule("no_fdny", "agency <> 'FDNY'", "fail"))
     )
-    source, kind = resolve_source(wh, None)
-    ingest_bronze(spark, wh, source, kind)
+    land_source(wh, None)
+    ingest_bronze(spark, wh)
     with pytest.raises(QualityRuleError) as err:
-        build_silver(spark, strict, "run-3")
+        run_layers(spark, strict, "run-3")
     fdny_rows = read_table(spark, wh, "bronze", "e2e_raw").where(F.col("agency") == "FDNY").count()
     assert str(err.value) == (
         f"quality rules with action 'fail' were violated, nothing was written: no_fdny ({fdny_rows} rows)"
     )
-    assert not table_exists(spark, wh, "silver", "e2e_weekly")
-    assert not table_exists(spark, wh, "silver", "dq_metrics")
+    for table in ("e2e_weekly", "dq_metrics", "quarantine", "superseded", "batch_accounting"):
+        assert not table_exists(spark, wh, "silver", table), table
+    outcome = run_layers(spark, wh, "run-4")  # the rule relaxed: the same bronze rows go through
+    assert outcome.accounting[0]["rows_silver"] == SILVER_ROWS
 
 
-def test_missing_required_columns_stop_bronze_before_anything_is_written(spark, params, tmp_path):
+def test_missing_required_columns_stop_the_run_before_anything_is_landed(spark, params, tmp_path):
     wh = params.with_warehouse(tmp_path / "warehouse")
     source = tmp_path / "no_agency.csv"
     source.write_text("Week Start Date,Final Incident Type\n11/18/2013,Dispute\n", encoding="utf-8")
     with pytest.raises(MissingColumnsError) as err:
-        ingest_bronze(spark, wh, source)
+        land_source(wh, source)
     assert "agency" in err.value.missing
     assert str(err.value).startswith(
         f"{source}: missing required columns ['agency', 'of_incidents_calculated'"
@@ -187,13 +299,13 @@ def test_missing_required_columns_stop_bronze_before_anything_is_written(spark, 
     assert not (tmp_path / "warehouse").exists()
 
 
-def test_gold_for_a_date_range_only(spark, params, tmp_path):
+def test_a_bad_file_dropped_in_the_landing_folder_stops_bronze_with_its_name(spark, params, tmp_path):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    source, kind = resolve_source(wh, None)
-    ingest_bronze(spark, wh, source, kind)
-    build_silver(spark, wh, "run-4")
-    summary = build_gold(spark, wh, dt.date(2024, 1, 1), dt.date(2024, 3, 31))
-    assert (summary["first_week"], summary["last_week"]) == (dt.date(2024, 1, 1), dt.date(2024, 3, 25))
-    assert (summary["scope_from"], summary["scope_to"]) == (dt.date(2024, 1, 1), dt.date(2024, 3, 31))
-    months = read_table(spark, wh, "gold", "kpi_monthly_agency").select("month").distinct().collect()
-    assert sorted(m.month for m in months) == [dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)]
+    wh.landing_dir.mkdir(parents=True)
+    bad = wh.landing_dir / "by_hand.csv"
+    bad.write_text("Week Start Date,Agency\n11/18/2013,EMS\n", encoding="utf-8")
+    with pytest.raises(MissingColumnsError) as err:
+        ingest_bronze(spark, wh)
+    assert str(err.value).startswith(f"file:{bad}: missing required columns ['final_incident_type'")
+    assert not table_exists(spark, wh, "bronze", "e2e_raw")
+    assert not table_exists(spark, wh, "bronze", "ingest_log")

@@ -8,10 +8,10 @@ import datetime as dt
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
-from conftest import REAL_2023, REAL_2025, real_export
+from conftest import REAL_2023, REAL_2025, real_export, run_once
 from pyspark.testing import assertDataFrameEqual
 
-from nyc911lib import build_gold, build_silver, ingest_bronze, read_table
+from nyc911lib import read_table
 
 pytestmark = pytest.mark.e2e
 AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": "NYPD_NON_CIP"}
@@ -21,10 +21,8 @@ AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": 
 def real_run(spark, params, tmp_path_factory):
     source = real_export(REAL_2025)
     wh = params.with_warehouse(tmp_path_factory.mktemp("real") / "warehouse")
-    ingest_bronze(spark, wh, source)
-    accounting = build_silver(spark, wh, "real-1")
-    summary = build_gold(spark, wh)
-    return wh, accounting, summary
+    outcome = run_once(spark, wh, source, run_id="real-1")
+    return wh, outcome.accounting, outcome.summary
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +38,8 @@ def raw() -> pd.DataFrame:
 
 def test_real_export_row_accounting(real_run):
     _, (batch,), _ = real_run
-    assert (
-        batch["rows_bronze"],
-        batch["rows_silver"],
-        batch["rows_quarantined"],
-        batch["rows_superseded"],
-    ) == (11606, 11604, 2, 0)
+    counts = ("rows_bronze", "rows_silver", "rows_unchanged", "rows_superseded", "rows_quarantined")
+    assert tuple(batch[c] for c in counts) == (11606, 11604, 0, 0, 2)
 
 
 def test_the_two_negative_pickups_are_quarantined(spark, real_run):
@@ -118,16 +112,25 @@ def test_monthly_agency_kpis_equal_pandas(spark, real_run, raw, month, agency):
 
 
 def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_run, tmp_path):
+    """Two weekly runs, each landing one publication: silver and every gold table converge to the
+    2025 export alone; restatements lists exactly the revised rows (pandas, from the raw CSVs)."""
     wh_alone = real_run[0]
     wh = params.with_warehouse(tmp_path / "warehouse")
-    first = ingest_bronze(spark, wh, real_export(REAL_2023))
-    second = ingest_bronze(spark, wh, REAL_2025)
-    accounting = {a["batch_id"]: a for a in build_silver(spark, wh, "real-2")}
-    build_gold(spark, wh)
-    counts = ("rows_bronze", "rows_silver", "rows_quarantined", "rows_superseded")
-    # every valid 2023 row is superseded by the 2025 publication; both negative pickups are quarantined twice
-    assert tuple(accounting[first.batch_id][c] for c in counts) == (8803, 0, 2, 8801)
-    assert tuple(accounting[second.batch_id][c] for c in counts) == (11606, 11604, 2, 0)
+    first = run_once(spark, wh, real_export(REAL_2023), run_id="real-2023")
+    second = run_once(spark, wh, REAL_2025, run_id="real-2025")
+    counts = ("rows_bronze", "rows_silver", "rows_unchanged", "rows_superseded", "rows_quarantined")
+    ((a2023,), (a2025,)) = first.accounting, second.accounting
+    assert tuple(a2023[c] for c in counts) == (8803, 8801, 0, 0, 2)
+    revisions = _pandas_revisions()
+    new_keys = 11604 - 8801  # weeks after 2023-01-23 (every 2023 key is still published in 2025)
+    assert tuple(a2025[c] for c in counts) == (
+        11606,
+        new_keys + len(revisions),
+        8801 - len(revisions),
+        0,
+        2,
+    )
+    assert a2025["rows_replaced"] == len(revisions) == 48
     lineage = [c for c in read_table(spark, wh, "silver", "e2e_weekly").columns if c.startswith("_")]
     assertDataFrameEqual(
         read_table(spark, wh, "silver", "e2e_weekly").drop(*lineage),
@@ -136,16 +139,17 @@ def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_ru
     for table in ("kpi_weekly", "kpi_monthly_agency", "kpi_summary"):
         assertDataFrameEqual(read_table(spark, wh, "gold", table), read_table(spark, wh_alone, "gold", table))
     revised = read_table(spark, wh, "gold", "restatements").collect()
-    assert {(r.old_batch_id, r.new_batch_id) for r in revised} == {(first.batch_id, second.batch_id)}
-    assert {
-        (r.week_start_date, r.agency, r.old_incidents, r.new_incidents) for r in revised
-    } == _pandas_revisions()
+    batches = (first.ingested[0]["batch_id"], second.ingested[0]["batch_id"])
+    assert {(r.old_batch_id, r.new_batch_id) for r in revised} == {batches}
+    assert {(r.week_start_date, r.agency, r.old_incidents, r.new_incidents) for r in revised} == revisions
     count_changes = [r for r in revised if r.old_incidents != r.new_incidents]
     assert len(count_changes) == 37
     assert {r.week_start_date for r in count_changes} == {dt.date(2023, 1, d) for d in (9, 16, 23)}
     assert read_table(spark, wh_alone, "gold", "restatements").count() == 0
     drift = read_table(spark, wh, "gold", "publication_drift").where(F.col("incidents_change") != 0).collect()
     assert {r.week_start_date for r in drift} == {dt.date(2023, 1, d) for d in (9, 16, 23)}
+    superseded = read_table(spark, wh, "silver", "superseded")
+    assert superseded.where(F.col("superseded_by_batch_id") == batches[1]).count() == len(revisions)
 
 
 GOLD_SOURCE_COLUMNS = [
