@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from nyc911lib import (
     MissingColumnsError,
     bronze_column_names,
     bronze_from_lines,
+    lines_of_files,
     parse_csv_lines,
     with_line_number,
 )
-from nyc911lib.bronze import check_required_columns
+from nyc911lib.bronze import check_required_columns, parse_header_line
 from nyc911lib.schema import REQUIRED_BRONZE_NAMES
 
 
@@ -86,3 +89,31 @@ def test_api_field_names_map_to_the_same_bronze_names():
     api_header = ["week_start_date", "agency", "final_incident_type", "of_incidents_calculated"]
     portal_header = ["Week Start Date", "Agency", "Final Incident Type", "# of Incidents Calculated"]
     assert bronze_column_names(api_header) == bronze_column_names(portal_header) == api_header
+
+
+def test_lines_of_files_numbers_every_physical_line_and_keeps_bad_bytes(spark):
+    content = b"\xef\xbb\xbfA,B\r\n1,2\n\n3,\xff4\n"
+    files = spark.createDataFrame([("file:/l/x.csv", bytearray(content))], "path string, content binary")
+    rows = lines_of_files(files).orderBy("_line_number").collect()
+    assert [(r._line_number, r.value) for r in rows] == [
+        (1, "\ufeffA,B"),
+        (2, "1,2"),
+        (3, ""),
+        (4, "3,\ufffd4"),
+    ]
+    assert {r._source_sha256 for r in rows} == {hashlib.sha256(content).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            '\ufeffWeek Start Date, Agency ,"# of Incidents, Calculated"',
+            ["Week Start Date", "Agency", "# of Incidents, Calculated"],
+        ),
+        ("", []),
+        (None, []),
+    ],
+)
+def test_parse_header_line(line, expected):
+    assert parse_header_line(line) == expected

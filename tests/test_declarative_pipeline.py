@@ -3,9 +3,10 @@
 End to end: the declarative pipeline (open-source Spark Declarative Pipelines: `spark-pipelines
 run` through pipelines/run_local.py, on a copy of pipelines/spark-pipeline.yml pointing at
 temporary folders) and the papermill path (nyc911lib.pipeline: ingest_bronze, build_silver,
-build_gold) run on the same built-in sample; every gold table must be equal row for row, exact
-values, and so must the silver rows and the quarantine. Nothing is skipped: an engine that cannot
-run here fails the test.
+build_gold) run on the same built-in sample; every gold table must be equal row for row (sums of
+floats to a relative 1e-12: the two paths store silver in different files, so Spark adds the same
+numbers in another order), and the silver rows and the quarantine exactly. Nothing is skipped:
+an engine that cannot run here fails the test.
 
 Without a pipelines engine: on an engine with expectations (Databricks) the rules are declared as
 expectations with the same meaning; without (open source) they act inside the query.
@@ -47,7 +48,7 @@ PIPELINES = REPO / "pipelines"
 RUN_LOCAL = PIPELINES / "run_local.py"
 SDP_TIMEOUT_S = 600
 # Lineage that names the run, not the data: a new batch id and ingestion time on every run.
-PER_RUN_COLUMNS = ("_batch_id", "_ingested_at")
+PER_RUN_COLUMNS = ("_batch_id", "_ingested_at", "_source_file")  # the papermill path reads its landed copy
 GOLD = [d.key for d in DATASETS if d.layer == "gold"]
 
 
@@ -105,7 +106,7 @@ def declarative_table(spark, runs, key):
 def test_gold_table_equals_the_papermill_one(spark, runs, key):
     expected = read_table(spark, runs[0], "gold", key)
     assert expected.count() > 0
-    assertDataFrameEqual(declarative_table(spark, runs, key), expected, rtol=0, atol=0)
+    assertDataFrameEqual(declarative_table(spark, runs, key), expected, rtol=1e-12, atol=0)
 
 
 @pytest.mark.e2e

@@ -15,14 +15,17 @@ from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import (
     MissingColumnsError,
+    ParamsError,
     QualityRule,
     QualityRuleError,
     build_gold,
     ingest_bronze,
     land_source,
+    parse_flag,
     read_table,
     run_layers,
 )
+from nyc911lib.pipeline import publication_id, source_kind_of, week_predicate
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count
 from nyc911lib.storage import delta_table, table_exists
 
@@ -309,3 +312,57 @@ def test_a_bad_file_dropped_in_the_landing_folder_stops_bronze_with_its_name(spa
     assert str(err.value).startswith(f"file:{bad}: missing required columns ['final_incident_type'")
     assert not table_exists(spark, wh, "bronze", "e2e_raw")
     assert not table_exists(spark, wh, "bronze", "ingest_log")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("20261126T200102123456Z__sample__nyc911_sample.csv", "sample"),
+        ("20261126T200102123456Z__file__x__live__.csv", "file"),
+        ("nyc911_e2e_20261126T200102Z.csv", "live"),
+        ("dropped_by_hand.csv", "file"),
+    ],
+)
+def test_source_kind_of_a_landed_file(name, kind):
+    assert source_kind_of(name) == kind
+
+
+def test_publication_ids_sort_in_landing_order():
+    sha = "1a2b3c4d" + "0" * 56
+    modified = dt.datetime(2026, 1, 1, 12, 0, 0, 5)
+    ids = [
+        publication_id("20261126T200102000001Z__file__a.csv", modified, sha),
+        publication_id("nyc911_e2e_20261126T200103Z.csv", modified, sha),
+        publication_id("20261126T200103000001Z__file__b.csv", modified, sha),
+    ]
+    assert ids == sorted(ids)
+    assert ids[1] == "20261126T200103000000Z-1a2b3c4d"
+    assert publication_id("by_hand.csv", modified, sha) == "20260101T120000000005Z-1a2b3c4d"
+
+
+@pytest.mark.parametrize(
+    ("date_from", "date_to", "predicate"),
+    [
+        (dt.date(2024, 1, 1), None, "week_start_date >= DATE'2024-01-01'"),
+        (None, dt.date(2024, 3, 31), "week_start_date <= DATE'2024-03-31'"),
+        (
+            dt.date(2024, 1, 1),
+            dt.date(2024, 3, 31),
+            "week_start_date >= DATE'2024-01-01' AND week_start_date <= DATE'2024-03-31'",
+        ),
+    ],
+)
+def test_week_predicate(date_from, date_to, predicate):
+    assert week_predicate(date_from, date_to) == predicate
+
+
+@pytest.mark.parametrize(
+    ("value", "flag"), [(None, False), (True, True), ("true", True), ("False", False), ("", False)]
+)
+def test_parse_flag(value, flag):
+    assert parse_flag(value, "full_refresh") == flag
+
+
+def test_parse_flag_names_a_bad_value():
+    with pytest.raises(ParamsError, match=r"^full_refresh must be true or false, got 'maybe'$"):
+        parse_flag("maybe", "full_refresh")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pyspark.sql.functions as F
 import pytest
 
 from nyc911lib import QualityRule, quarantine_rows, rule_metrics, typed_e2e, with_quality_results
+from nyc911lib.quality import schema_drift_metrics
+from nyc911lib.schema import BRONZE_SOURCE_NAMES
 
 BAD_VALUES = {
     "row_well_formed": {"_corrupt_record": "11/18/2013,EMS"},
@@ -75,3 +78,14 @@ def test_fail_action_is_reported_separately(params, make_bronze):
     row = _evaluate(make_bronze({}), params, rules).first()
     assert row.failed_fail_rules == ["no_ems"]
     assert row.quarantine_reasons == []
+
+
+def test_schema_drift_counts_the_values_of_unknown_columns_per_batch(make_bronze):
+    bronze = make_bronze({"_batch_id": "b1"}, {"_batch_id": "b1"}, {"_batch_id": "b2"})
+    bronze = bronze.withColumn("new_col", F.when(F.col("_line_number") == 2, "x"))
+    rows = bronze.transform(schema_drift_metrics(BRONZE_SOURCE_NAMES)).collect()
+    assert [(r.batch_id, r.rule, r.action, r.rows_evaluated, r.rows_failed) for r in rows] == [
+        ("b1", "source_schema_drift", "warn", 2, 1)
+    ]
+    assert rows[0].condition == "new source column 'new_col' (kept in bronze)"
+    assert make_bronze({}).transform(schema_drift_metrics(BRONZE_SOURCE_NAMES)).count() == 0

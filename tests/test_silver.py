@@ -7,7 +7,7 @@ import datetime as dt
 import pyspark.sql.functions as F
 import pytest
 
-from nyc911lib import latest_per_key, typed_e2e
+from nyc911lib import latest_per_key, restatement_outcomes, typed_e2e
 from nyc911lib.silver import (
     canonical_agency,
     incident_priority,
@@ -155,3 +155,51 @@ def test_latest_row_per_key_wins_and_losers_are_recorded(spark, params, make_bro
         ("b1", 2, "b2", 9),
         ("b2", 5, "b2", 9),
     ]
+
+
+def _versions(spark, rows):
+    """(origin, batch, line, incidents) versions of one key -> rows with their outcome."""
+    data = [
+        (dt.date(2024, 1, 1), "EMS", "X", origin, dt.datetime(2026, 1, 1), batch, line, n, None, None, 5.0)
+        for origin, batch, line, n in rows
+    ]
+    schema = (
+        "week_start_date date, agency string, incident_type string, _origin int, _ingested_at timestamp, "
+        "_batch_id string, _line_number long, incidents long, priority int, incident_type_source string, "
+        "call_to_first_pickup_s double"
+    )
+    values = ("priority", "incident_type_source", "incidents", "call_to_first_pickup_s")
+    out = spark.createDataFrame(data, schema).transform(restatement_outcomes(values=values))
+    return [
+        (r._batch_id, r.outcome, r.superseded_by_batch_id)
+        for r in out.orderBy("_origin", "_batch_id", "_line_number").collect()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # a new key: inserted
+        ([(1, "b2", 2, 10)], [("b2", "silver", None)]),
+        # republished unchanged: a no-op, the silver row stays
+        ([(0, "b1", 2, 10), (1, "b2", 2, 10)], [("b1", "kept", None), ("b2", "unchanged", None)]),
+        # revised: the silver row is replaced by the newer one
+        ([(0, "b1", 2, 10), (1, "b2", 2, 11)], [("b1", "replaced", "b2"), ("b2", "silver", None)]),
+        # two publications in one batch, as if applied one at a time
+        (
+            [(0, "b1", 2, 10), (1, "b2", 2, 11), (1, "b3", 2, 11)],
+            [("b1", "replaced", "b2"), ("b2", "silver", None), ("b3", "unchanged", None)],
+        ),
+        (
+            [(0, "b1", 2, 10), (1, "b2", 2, 11), (1, "b3", 2, 10)],
+            [("b1", "replaced", "b2"), ("b2", "superseded", "b3"), ("b3", "silver", None)],
+        ),
+        # revised and then revised back within the batch: silver keeps its row
+        (
+            [(1, "b2", 2, 11), (1, "b2", 9, 12)],
+            [("b2", "superseded", "b2"), ("b2", "silver", None)],
+        ),
+    ],
+)
+def test_restatement_outcomes_apply_publications_in_order(spark, rows, expected):
+    assert _versions(spark, rows) == expected

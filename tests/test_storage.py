@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import SourceError, load_params, table_name
-from nyc911lib.storage import read_source_header
+from nyc911lib.storage import land_file, publication_stamp, read_source_header
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,27 @@ def test_table_names_local_and_unity_catalog(params, monkeypatch):
     uc = load_params()
     assert table_name(uc, "gold", "kpi_weekly") == "nyc911.gold.kpi_weekly"
     assert table_name(uc, "bronze", "e2e_raw") == "nyc911.bronze.e2e_raw"
+
+
+@pytest.mark.parametrize(
+    ("name", "stamp"),
+    [
+        ("20261126T200102123456Z__file__export.csv", "20261126T200102123456Z"),
+        ("nyc911_e2e_20261126T200102Z.csv", "20261126T200102000000Z"),
+        ("export.csv", None),
+    ],
+)
+def test_publication_stamp_from_a_landed_name(name, stamp):
+    assert publication_stamp(name) == stamp
+
+
+def test_land_file_copies_once_per_content(tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_text("Week Start Date\n01/02/2023\n", encoding="utf-8")
+    landing = tmp_path / "landing"
+    first, new = land_file(source, landing, "file")
+    assert new
+    assert first.name.endswith("__file__export.csv")
+    assert first.read_bytes() == source.read_bytes()
+    assert land_file(source, landing, "file") == (first, False)
+    assert sorted(p.name for p in landing.iterdir()) == [first.name]  # no .part file left behind
