@@ -15,7 +15,6 @@ import threading
 POINTS = (
     "bronze.after_append",  # bronze rows committed, ingest log and checkpoint not yet
     "silver.before_merge",  # superseded/quarantine/metrics committed, silver MERGE not yet
-    "silver.after_merge",  # silver MERGE committed, stream checkpoint not yet
     "gold.after_kpi_weekly",  # first gold table rewritten, the others not yet
 )
 

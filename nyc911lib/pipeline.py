@@ -366,7 +366,6 @@ def _silver_batch(
             storage.write_table(
                 rows, params, "silver", "e2e_weekly", mode="append", txn=txn, properties=SILVER_PROPERTIES
             )
-        fault_point("silver.after_merge")
         return [r.asDict() for r in accounting.orderBy("batch_id").collect()]
     finally:
         evaluated.unpersist()

@@ -8,6 +8,7 @@ sample) and kills it; the rerun happens in the test's own Spark session.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,42 +91,47 @@ def clean(spark, params, publications, tmp_path_factory):
     return wh
 
 
+@pytest.fixture(scope="module")
+def first_published(spark, params, publications, tmp_path_factory):
+    """A warehouse that has processed the first publication, and a saved copy of it. Every case
+    restores the copy to the same path (checkpoints record absolute paths), then crashes a run."""
+    folder = tmp_path_factory.mktemp("first_published")
+    wh = params.with_warehouse(folder / "warehouse")
+    run_once(spark, wh, publications[0])
+    shutil.copytree(wh.warehouse, folder / "saved")
+    return wh, folder / "saved"
+
+
 @pytest.mark.parametrize(
     "kill_at",
     [
-        "bronze.after_append",
-        "silver.before_merge",
-        "silver.before_merge+1.5",  # the kill lands during the MERGE (or just after it)
-        "silver.after_merge",
-        "gold.after_kpi_weekly",
+        "bronze.after_append",  # bronze committed, its checkpoint not
+        "silver.before_merge",  # superseded/quarantine/metrics committed, the MERGE not
+        "silver.before_merge+1.5",  # the kill lands during the MERGE (or just after its commit)
+        "gold.after_kpi_weekly",  # one gold table rewritten, the others not
     ],
 )
-def test_a_run_killed_midway_then_rerun_equals_a_clean_run(
-    spark, warehouse_params, publications, clean, kill_at
-):
+def test_a_killed_run_then_rerun_equals_a_clean_run(spark, first_published, publications, clean, kill_at):
     assert kill_at.partition("+")[0] in POINTS
-    wh = warehouse_params
-    run_once(spark, wh, publications[0])
+    wh, saved = first_published
+    shutil.rmtree(wh.warehouse)
+    shutil.copytree(saved, wh.warehouse)
     killed = _cli(wh, publications[1], NYC911_KILL_AT=kill_at)
     output, _ = killed.communicate(timeout=600)
     assert killed.returncode == -signal.SIGKILL, output[-3000:]
     rerun = run_layers(spark, wh, "run-after-crash")
-    assert (
-        rerun.summary["total_incidents"]
-        == read_table(spark, clean, "gold", "kpi_summary").first()["total_incidents"]
-    )
+    expected_total = read_table(spark, clean, "gold", "kpi_summary").first()["total_incidents"]
+    assert rerun.summary["total_incidents"] == expected_total
     for layer, key in COMPARED:
         assertDataFrameEqual(_table(spark, wh, layer, key), _table(spark, clean, layer, key))
     bronze = read_table(spark, wh, "bronze", "e2e_raw")
-    expected_rows = sum(len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications)
-    assert bronze.count() == expected_rows  # nothing appended twice, nothing lost
+    rows = [len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications]
+    assert bronze.count() == sum(rows)  # nothing appended twice, nothing lost
     log = read_table(spark, wh, "bronze", "ingest_log")
     assert sorted(r.status for r in log.collect()) == ["ingested", "ingested"]
     accounting = read_table(spark, wh, "silver", "batch_accounting")
     per_batch = accounting.groupBy("batch_id").agg(F.sum("rows_bronze").alias("rows")).collect()
-    assert sorted(r.rows for r in per_batch) == sorted(
-        len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications
-    )
+    assert sorted(r.rows for r in per_batch) == sorted(rows)
     again = run_layers(spark, wh, "run-3")  # and the checkpoints agree: nothing left to do
     assert (again.ingested, again.accounting) == ([], [])
 
