@@ -232,11 +232,6 @@ def reset_checkpoint(checkpoint: str) -> None:
     shutil.rmtree(checkpoint, ignore_errors=True)
 
 
-def checkpoint_exists(checkpoint: str) -> bool:
-    """Whether a stream has run at least once with this checkpoint."""
-    return Path(checkpoint, "metadata").is_file()
-
-
 def stream_query_id(spark: SparkSession, checkpoint: str) -> str:
     """The id Spark gave the streaming query of a checkpoint (new when the checkpoint is reset),
     read from `<checkpoint>/metadata`, which Spark writes before the first micro-batch."""
