@@ -111,10 +111,12 @@ def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: st
         found = {r["path"]: r for r in files.select("path", "modificationTime", "length").collect()}
         first_lines = lines.where(F.col("_line_number") == 1).select("path", "_source_sha256", "value")
         headers = {r["path"]: r for r in first_lines.collect()}
+        header_of = {}
         for path in sorted(found):
             if path not in headers:
                 raise SourceError(f"landed file is empty: {path}; remove it from the landing folder")
-            check_required_columns(path, bronze_column_names(parse_header_line(headers[path]["value"])))
+            header_of[path] = parse_header_line(headers[path]["value"])
+            check_required_columns(path, bronze_column_names(header_of[path]))
         seen: dict[str, str] = {}
         if storage.table_exists(spark, params, "bronze", "e2e_raw"):
             shas = [h["_source_sha256"] for h in headers.values()]
@@ -126,6 +128,10 @@ def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: st
                 .distinct()
                 .collect()
             }
+        data_lines = {  # every line but the header is one bronze row
+            r["path"]: r["count"]
+            for r in lines.where(F.col("_line_number") > 1).groupBy("path").count().collect()
+        }
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         frames, log = [], []
         files_in_order = sorted(
@@ -136,48 +142,38 @@ def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: st
             path, sha = f["path"], headers[f["path"]]["_source_sha256"]
             name, kind = Path(path).name, source_kind_of(Path(path).name)
             batch_id = publication_id(name, f["modificationTime"], sha)
+            # the same content under an earlier batch id; a replay of this very batch is not a
+            # duplicate (it is appended again and Delta's transaction id skips it)
+            duplicate_of = seen.get(sha) if seen.get(sha, batch_id) != batch_id else None
             entry = {
                 "batch_id": batch_id,
                 "source_file": path.removeprefix("file:"),
                 "source_kind": kind,
                 "source_sha256": sha,
                 "bytes": f["length"],
-                "status": "duplicate" if seen.get(sha, batch_id) != batch_id else "ingested",
-                "duplicate_of": seen.get(sha) if seen.get(sha, batch_id) != batch_id else None,
+                "status": "duplicate" if duplicate_of else "ingested",
+                "duplicate_of": duplicate_of,
                 "ingested_at": now,
+                "rows": 0 if duplicate_of else data_lines.get(path, 0),
             }
             log.append(entry)
-            if (
-                entry["status"] == "duplicate"
-            ):  # (a replay of this same batch is appended again: Delta skips it)
-                log_msg = "bronze: %s has the content of batch %s; logged as a duplicate, not appended"
-                log_.info(log_msg, path, seen[sha])
+            if duplicate_of:
+                log_.info("bronze: %s has the content of batch %s; not appended", path, duplicate_of)
                 continue
             seen[sha] = batch_id
-            header = parse_header_line(headers[path]["value"])
             frames.append(
                 lines.where(F.col("path") == path)
                 .drop("path")
                 .transform(
-                    bronze_from_numbered_lines(header, entry["source_file"], kind, batch_id, F.lit(now))
+                    bronze_from_numbered_lines(
+                        header_of[path], entry["source_file"], kind, batch_id, F.lit(now)
+                    )
                 )
             )
         if frames:
             bronze = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
             storage.write_table(bronze, params, "bronze", "e2e_raw", mode="append", txn=txn)
             fault_point("bronze.after_append")
-        counts = {}
-        if frames:
-            counts = {
-                r[0]: r[1]
-                for r in storage.read_table(spark, params, "bronze", "e2e_raw")
-                .where(F.col("_batch_id").isin([e["batch_id"] for e in log if e["status"] == "ingested"]))
-                .groupBy("_batch_id")
-                .count()
-                .collect()
-            }
-        for entry in log:
-            entry["rows"] = counts.get(entry["batch_id"], 0) if entry["status"] == "ingested" else 0
         log_df = spark.createDataFrame(log, schema=INGEST_LOG_SCHEMA)
         storage.write_table(log_df, params, "bronze", "ingest_log", mode="append", txn=txn)
         return log
