@@ -18,7 +18,8 @@ deviation) over the baseline values. The floor keeps near-flat series from flagg
   of a count (what a small series swings by on its own);
 - time metrics linearly, with the floor max(`relative_floor` * |median|, `time_floor_s`).
 Time metrics are averages over the row's incidents, so rows with fewer than `min_incidents`
-incidents are neither scored nor used in a baseline (their averages are noise); `incidents` itself
+incidents, and negative averages (data defects, counted by the data-quality rules), are neither
+scored nor used in a baseline; `incidents` itself
 is scored on every row. Values are per series and unweighted. Only rows whose baseline holds at
 least `min_baseline_weeks` values are scored (default 6: two prior years' windows), so new incident
 types and the first two years of the data are not.
@@ -73,7 +74,10 @@ def _long_values(metrics: Sequence[str], min_incidents: int) -> Callable[[DataFr
         wide = weekly.select(*ids[:3], F.col("incidents").alias("_incidents"), *values)
         long = wide.unpivot(ids, list(metrics), "metric", "value")
         long = long.withColumnRenamed("_incidents", "incidents")
-        usable = (F.col("metric") == "incidents") | (F.col("incidents") >= min_incidents)
+        # A negative average time is a data defect (silver keeps it with the other_times_non_negative
+        # warning, and the data-quality section counts it), not a fast week: it is not scored.
+        is_volume = F.col("metric") == "incidents"
+        usable = is_volume | ((F.col("incidents") >= min_incidents) & (F.col("value") >= 0))
         return long.where(F.col("value").isNotNull() & usable)
 
     return transform

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyspark.sql.functions as F
 import pytest
 
 from nyc911lib.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
@@ -197,6 +198,25 @@ def test_low_incident_rows_stay_out_of_the_time_baselines(weekly):
     """A threshold above every count leaves only `incidents` scored."""
     out = weekly.transform(weekly_anomalies(threshold=0.0, min_incidents=10_000))
     assert {r.metric for r in out.select("metric").distinct().collect()} == {"incidents"}
+
+
+def test_negative_times_are_data_defects_not_anomalies(weekly):
+    """A negative average dispatch (the real export has some) is neither scored nor in a baseline."""
+    broken = weekly.withColumn(
+        "avg_dispatch_s",
+        F.when(F.col("week_start_date") == SPIKE, F.lit(-1555.2)).otherwise(F.col("avg_dispatch_s")),
+    )
+    out = broken.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=1))
+    dispatch = out.where(F.col("metric") == "avg_dispatch_s")
+    assert dispatch.where(F.col("week_start_date") == SPIKE).count() == 0
+    assert dispatch.where(F.col("observed") < 0).count() == 0
+    assert (
+        dispatch.count()
+        == weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=1))
+        .where(F.col("metric") == "avg_dispatch_s")
+        .count()
+        - weekly.where(F.col("week_start_date") == SPIKE).where(F.col("incidents") >= 20).count()
+    )
 
 
 def test_lower_min_incidents_scores_the_slow_low_volume_week(weekly):
