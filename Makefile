@@ -7,11 +7,11 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint unit nbval notebooks sdp lock clean
+.PHONY: help venv browser-deps run test lint unit nbval notebooks sdp lock clean
 NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 # The Delta jars for the pinned pyspark/delta-spark pair, copied from Maven Central by Maven's
 # dependency plugin into .jars/ (git-ignored). Without them Spark resolves the same jars itself.
@@ -36,13 +36,42 @@ $(STAMP): pyproject.toml requirements-lock.txt | $(JARS)
 
 venv: $(STAMP) ## Create .venv/ with the pinned dependencies and the nyc911 command
 
+# Headless Chromium + chromedriver for the browser tests (tests/test_browser.py), from the distro's
+# apt packages, so the two always match. Nothing is downloaded by a tool (selenium-manager is never
+# used: nyc911lib.browser passes both paths explicitly). NYC911_CHROMIUM / NYC911_CHROMEDRIVER
+# point at other binaries instead.
+BROWSER_PKGS := chromium chromium-driver
+browser-deps: ## Install chromium + chromium-driver with apt-get when missing (as root, or sudo -n)
+	@browser="$${NYC911_CHROMIUM:-}"; driver="$${NYC911_CHROMEDRIVER:-}"; \
+	if [ -z "$$browser" ]; then \
+	  for b in chromium chromium-browser google-chrome; do command -v $$b >/dev/null && browser=$$b && break; done; \
+	fi; \
+	if [ -n "$$browser" ] && command -v "$$browser" >/dev/null \
+	   && command -v "$${driver:-chromedriver}" >/dev/null; then \
+	  echo "browser-deps: $$(command -v "$$browser") and $$(command -v "$${driver:-chromedriver}") are installed"; \
+	  exit 0; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=""; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then as_root="sudo -n"; \
+	else \
+	  echo "browser-deps: chromium/chromedriver missing and cannot install them: not root and no" \
+	       "passwordless sudo. Run as root: apt-get update && apt-get install -y" \
+	       "--no-install-recommends $(BROWSER_PKGS)" >&2; \
+	  exit 1; \
+	fi; \
+	command -v apt-get >/dev/null || { echo "browser-deps: apt-get not found; install $(BROWSER_PKGS)" \
+	  "(or set NYC911_CHROMIUM and NYC911_CHROMEDRIVER)" >&2; exit 1; }; \
+	set -x; \
+	$$as_root apt-get update && \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BROWSER_PKGS)
+
 run: $(STAMP) ## Run the pipeline on the built-in sample and write reports/kpi_report.html (ARGS=... for more)
 	$(BIN)/nyc911 run $(ARGS)
 
 lint: $(STAMP) ## ruff over the library, the pipeline sources and the tests
 	$(BIN)/ruff check nyc911lib pipelines tests
 
-test: $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, notebooks with nbval)
+test: browser-deps $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, browser, nbval)
 	$(BIN)/ruff check nyc911lib pipelines tests
 	$(BIN)/python -m pytest $(ARGS)
 	$(MAKE) --no-print-directory nbval

@@ -3,6 +3,8 @@
 The public API: notebooks, pipeline sources and the CLI import only from here.
 """
 
+from nyc911lib.alerts import alerts_markdown, alerts_payload, post_webhook, write_alert_files
+from nyc911lib.anomalies import weekly_anomalies
 from nyc911lib.bronze import (
     bronze_column_names,
     bronze_from_lines,
@@ -11,6 +13,7 @@ from nyc911lib.bronze import (
     with_line_number,
 )
 from nyc911lib.config import Params, QualityRule, SlaRule, load_params
+from nyc911lib.data_quality import data_quality_batches, data_quality_rules
 from nyc911lib.datasets import DATASETS, Pipeline, layer_datasets, run_config
 from nyc911lib.errors import (
     JavaNotFoundError,
@@ -35,7 +38,6 @@ from nyc911lib.notebook import notebook_args
 from nyc911lib.pipeline import (
     RunOutcome,
     build_gold,
-    build_report,
     build_silver,
     evaluate_bronze,
     gold_tables,
@@ -56,11 +58,14 @@ from nyc911lib.report import (
     report_summary_json,
     write_report,
 )
+from nyc911lib.reporting import ReportScope, build_report, read_report_gold
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
 from nyc911lib.silver import latest_per_key, restatement_outcomes, typed_e2e
+from nyc911lib.sla import sla_alerts, sla_breach_weekly
 from nyc911lib.spark import get_spark, require_java
 from nyc911lib.storage import read_table, table_name
+from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 __all__ = [
     "DATASETS",
@@ -77,14 +82,19 @@ __all__ = [
     "Pipeline",
     "QualityRule",
     "QualityRuleError",
+    "ReportScope",
     "RunOutcome",
     "SlaRule",
     "SourceError",
+    "alerts_markdown",
+    "alerts_payload",
     "bronze_column_names",
     "bronze_from_lines",
     "build_gold",
     "build_report",
     "build_silver",
+    "data_quality_batches",
+    "data_quality_rules",
     "evaluate_bronze",
     "fetch_api",
     "fetch_csv_export",
@@ -92,7 +102,10 @@ __all__ = [
     "gold_tables",
     "incident_weighted_mean",
     "ingest_bronze",
+    "kpi_agency_weekly",
+    "kpi_headline",
     "kpi_monthly_agency",
+    "kpi_monthly_priority",
     "kpi_summary",
     "kpi_tiles",
     "kpi_weekly",
@@ -107,8 +120,10 @@ __all__ = [
     "parse_csv_lines",
     "parse_date",
     "parse_flag",
+    "post_webhook",
     "publication_drift",
     "quarantine_rows",
+    "read_report_gold",
     "read_table",
     "render_report_html",
     "report_summary_json",
@@ -121,12 +136,16 @@ __all__ = [
     "run_layers",
     "sanitize_column_name",
     "silver_tables",
+    "sla_alerts",
     "sla_breach_flag",
+    "sla_breach_weekly",
     "table_name",
     "typed_e2e",
+    "weekly_anomalies",
     "with_line_number",
     "with_quality_results",
     "within_weeks",
+    "write_alert_files",
     "write_report",
     "write_sample",
 ]

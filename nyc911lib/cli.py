@@ -5,22 +5,29 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nyc911lib.alerts import (
+    alerts_markdown,
+    alerts_payload,
+    post_webhook,
+    webhook_url_from,
+    write_alert_files,
+)
 from nyc911lib.config import Params, load_params
 from nyc911lib.errors import Nyc911Error
 from nyc911lib.fetch import fetch_api, fetch_csv_export
 from nyc911lib.pipeline import (
-    SUMMARY_NAME,
-    build_report,
     land_source,
     new_run_id,
     parse_date,
     resolve_source,
     run_layers,
 )
+from nyc911lib.reporting import PDF_NAME, SUMMARY_NAME, ReportScope, build_report, latest_alerts
 from nyc911lib.runner import run_notebooks
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
 from nyc911lib.spark import get_spark, require_java
@@ -93,6 +100,46 @@ def _parser() -> argparse.ArgumentParser:
         "--api", action="store_true", help="use the paged SODA JSON API instead of the CSV export"
     )
     fetch.add_argument("--since", metavar="YYYY-MM-DD", help="with --api: only weeks starting on or after")
+    report = sub.add_parser(
+        "report",
+        help="write the KPI report from the gold tables (HTML, or PDF through headless Chromium)",
+        description="Read the gold tables of the warehouse and write reports/kpi_report.html (and "
+        "kpi_report.pdf with --format pdf). Nothing is recomputed: run `nyc911 run` first.",
+    )
+    _warehouse_options(report)
+    report.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first week to show")
+    report.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last week to show")
+    report.add_argument(
+        "--agency",
+        dest="agencies",
+        action="append",
+        metavar="CODE",
+        help="show only this agency (repeat for several; default: all)",
+    )
+    report.add_argument(
+        "--sla-rules",
+        type=Path,
+        help="SLA rules file the report states; must be the rules gold was computed with",
+    )
+    report.add_argument("--format", choices=("html", "pdf"), default="html", help="html (default) or pdf")
+    report.add_argument("--out", type=Path, help="output folder (default: reports_dir from params)")
+    report.add_argument(
+        "--chart-png",
+        action="store_true",
+        help="also write each chart as a PNG (charts/chart-N.png) for slides, rendered by headless Chromium",
+    )
+    alerts = sub.add_parser(
+        "alerts",
+        help="print the latest week's SLA alerts, write them as JSON and Markdown, POST them to a webhook",
+        description="Read gold.sla_alerts for the latest week of the data, print them, write "
+        "alerts/sla_alerts.json and .md under the reports folder, and POST the JSON to the webhook "
+        "whose URL is in the environment variable named by params (alerts.webhook_url_env). "
+        f"Exit status: 0 no alert, {ALERTS_FIRED} alerts fired, 1 error. A webhook that cannot be "
+        "reached is logged and does not change the exit status.",
+    )
+    _warehouse_options(alerts)
+    alerts.add_argument("--out", type=Path, help="output folder (default: <reports_dir>/alerts)")
+    alerts.add_argument("--no-post", action="store_true", help="do not POST to the webhook")
     sample = sub.add_parser(
         "sample",
         help="write the built-in synthetic sample CSV",
@@ -104,6 +151,80 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
     )
     return parser
+
+
+ALERTS_FIRED = 3  # the exit status of `nyc911 alerts` when at least one alert fired
+
+
+def _warehouse_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
+    parser.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
+
+
+def _gold_params(args: argparse.Namespace, sla_rules: Path | None = None) -> Params:
+    """Params of a command that reads gold; fails clearly when there is no gold yet."""
+    params = load_params(args.params, sla_rules_file=sla_rules)
+    if args.warehouse:
+        params = params.with_warehouse(args.warehouse)
+    if params.warehouse is not None and not (params.warehouse / "gold" / "kpi_summary").is_dir():
+        raise Nyc911Error(f"no gold tables in {params.warehouse}: run `nyc911 run` first")
+    require_java()
+    return params
+
+
+def _report(args: argparse.Namespace) -> int:
+    scope = ReportScope(
+        date_from=parse_date(args.date_from, "--from"),
+        date_to=parse_date(args.date_to, "--to"),
+        agencies=tuple(args.agencies) if args.agencies else None,
+    )
+    if scope.date_from and scope.date_to and scope.date_from > scope.date_to:
+        raise Nyc911Error(f"--from {scope.date_from} is after --to {scope.date_to}")
+    params = _gold_params(args, args.sla_rules)
+    out_dir = (args.out or params.reports_dir).resolve()
+    html = build_report(get_spark(), params, out_dir, scope)
+    print(f"report: {html}")
+    if args.format == "pdf" or args.chart_png:
+        from nyc911lib import browser  # noqa: PLC0415 - selenium is needed only here
+
+        with browser.headless_driver() as driver:
+            if args.format == "pdf":
+                print(f"pdf: {browser.html_to_pdf(html, out_dir / PDF_NAME, driver=driver)}")
+            if args.chart_png:
+                pngs = browser.chart_pngs(html, out_dir / "charts", driver=driver)
+                print(f"charts: {len(pngs)} PNG files in {out_dir / 'charts'}")
+    return 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    params = _gold_params(args)
+    week, rows = latest_alerts(get_spark(), params)
+    payload = alerts_payload(
+        rows,
+        week=week,
+        generated_at=dt.datetime.now(dt.timezone.utc),
+        source=str(params.warehouse or params.catalog),
+    )
+    print(alerts_markdown(payload), end="")
+    json_path, md_path = write_alert_files(payload, (args.out or params.reports_dir / "alerts").resolve())
+    print(f"written: {json_path} and {md_path}")
+    url = None if args.no_post else webhook_url_from(params.alerts.webhook_url_env, os.environ)
+    if url:
+        result = post_webhook(
+            url,
+            payload,
+            retries=params.alerts.retries,
+            backoff_s=params.alerts.backoff_s,
+            timeout_s=params.alerts.timeout_s,
+        )
+        print(
+            f"webhook: delivered (HTTP {result.status})"
+            if result.delivered
+            else f"webhook: not delivered after {result.attempts} attempts: {result.error}"
+        )
+    elif not args.no_post:
+        print(f"webhook: not configured (set {params.alerts.webhook_url_env} to post the alerts)")
+    return ALERTS_FIRED if payload["alert_count"] else 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -205,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nyc911` command."""
     args = _parser().parse_args(argv)
     try:
-        return {"run": _run, "fetch": _fetch, "sample": _sample}[args.command](args)
+        commands = {"run": _run, "fetch": _fetch, "report": _report, "alerts": _alerts, "sample": _sample}
+        return commands[args.command](args)
     except Nyc911Error as exc:
         print(f"nyc911: error: {exc}", file=sys.stderr)
         return 1

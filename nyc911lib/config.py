@@ -47,6 +47,21 @@ class SlaRule:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where `nyc911 alerts` posts: the webhook URL is read from the environment variable named
+    here (URLs of chat webhooks carry their secret), never from a file."""
+
+    webhook_url_env: str = "NYC911_ALERTS_WEBHOOK"
+    retries: int = 3
+    backoff_s: float = 1.0
+    timeout_s: float = 10.0
+
+
+# The settings of gold.anomalies that params may set (see nyc911lib/anomalies.py).
+ANOMALY_SETTINGS = ("metrics", "threshold", "min_baseline_weeks", "min_incidents")
+
+
+@dataclass(frozen=True)
 class Params:
     """Everything a run needs to know, resolved from one params file."""
 
@@ -66,6 +81,8 @@ class Params:
     checkpoints: Path | None = None
     ingest_format: str = "binaryFile"
     source_file: Path = field(default=Path("params/default.yaml"))
+    anomalies: dict[str, Any] = field(default_factory=dict)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
         """A copy that stores its tables under another local warehouse folder."""
@@ -196,6 +213,17 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     if unknown:
         raise ParamsError(f"{path}: unknown fetch settings {unknown}")
     landing_value = os.environ.get("NYC911_LANDING_DIR") or env.get("landing_dir")
+    anomalies = dict(data.get("anomalies") or {})
+    alerts = dict(data.get("alerts") or {})
+    for section, values, known in (
+        ("anomalies", anomalies, ANOMALY_SETTINGS),
+        ("alerts", alerts, tuple(AlertSettings.__dataclass_fields__)),
+    ):
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ParamsError(f"{path}: unknown {section} settings {unknown}; known: {sorted(known)}")
+    if "metrics" in anomalies:
+        anomalies["metrics"] = tuple(anomalies["metrics"])
     quality_path = base / _require(data, "quality_rules_file", path)
     sla_path = (
         Path(sla_rules_file).resolve() if sla_rules_file else base / _require(data, "sla_rules_file", path)
@@ -221,4 +249,6 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         checkpoints=(base / env["checkpoints_dir"]).resolve() if env.get("checkpoints_dir") else None,
         ingest_format=_ingest_format(env.get("ingest_format", "binaryFile"), path),
         source_file=path,
+        anomalies=anomalies,
+        alerts=AlertSettings(**alerts),
     )

@@ -7,9 +7,9 @@ is not I/O lives in bronze/silver/quality/gold.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -18,6 +18,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from nyc911lib import storage
+from nyc911lib.anomalies import weekly_anomalies
 from nyc911lib.bronze import (
     bronze_column_names,
     bronze_from_numbered_lines,
@@ -26,6 +27,7 @@ from nyc911lib.bronze import (
     parse_header_line,
 )
 from nyc911lib.config import Params
+from nyc911lib.data_quality import data_quality_batches, data_quality_rules
 from nyc911lib.errors import ParamsError, QualityRuleError, SourceError
 from nyc911lib.faults import fault_point
 from nyc911lib.fetch import LANDED_PREFIX
@@ -44,7 +46,6 @@ from nyc911lib.quality import (
     schema_drift_metrics,
     with_quality_results,
 )
-from nyc911lib.report import render_report_html, report_summary_json, write_report
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
 from nyc911lib.silver import (
@@ -56,11 +57,11 @@ from nyc911lib.silver import (
     superseded_rows,
     typed_e2e,
 )
+from nyc911lib.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
 from nyc911lib.streaming import landing_files, run_available_now, table_changes
+from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 log_ = logging.getLogger("nyc911")
-REPORT_NAME = "kpi_report.html"
-SUMMARY_NAME = "kpi_summary.json"
 
 
 def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
@@ -419,19 +420,71 @@ def gold_tables(
     )
 
 
-GOLD_OUTPUTS = ("kpi_weekly", "kpi_monthly_agency", "kpi_summary", "restatements", "publication_drift")
-
-
-def gold_state(spark: SparkSession, params: Params) -> dict:
-    """The silver versions gold is computed from (stored in every gold commit's userMetadata)."""
+def gold_views(spark: SparkSession, params: Params, weekly: DataFrame) -> dict[str, DataFrame]:
+    """Every gold table derived from the whole of kpi_weekly, silver's versions and the run logs,
+    by table key (in the order they are written)."""
+    silver = storage.read_table(spark, params, "silver", "e2e_weekly")
+    superseded = storage.read_table(spark, params, "silver", "superseded")
+    versions = silver.unionByName(superseded, allowMissingColumns=True)
+    agency_weekly = kpi_agency_weekly(weekly)
+    rules = spark.createDataFrame(sla_rules_table(params.sla_rules), SLA_RULES_SCHEMA)
     return {
-        "silver_version": storage.table_version(spark, params, "silver", "e2e_weekly"),
-        "superseded_version": storage.table_version(spark, params, "silver", "superseded"),
+        "kpi_monthly_agency": kpi_monthly_agency(weekly),
+        "kpi_summary": weekly.transform(kpi_summary()),
+        "restatements": restatements(versions),
+        "publication_drift": publication_drift(versions),
+        "kpi_agency_weekly": agency_weekly,
+        "kpi_headline": kpi_headline(agency_weekly),
+        "kpi_monthly_priority": kpi_monthly_priority(weekly),
+        "sla_alerts": weekly.transform(sla_alerts(params.sla_rules)),
+        "sla_breach_weekly": weekly.transform(sla_breach_weekly(params.sla_rules)),
+        "sla_rules": rules,
+        "anomalies": weekly.transform(weekly_anomalies(**params.anomalies)),
+        "data_quality_batches": data_quality_batches(
+            storage.read_table(spark, params, "bronze", "ingest_log"),
+            storage.read_table(spark, params, "silver", "batch_accounting"),
+        ),
+        "data_quality_rules": data_quality_rules(storage.read_table(spark, params, "silver", "dq_metrics")),
     }
 
 
+GOLD_OUTPUTS = (
+    "kpi_weekly",
+    "kpi_monthly_agency",
+    "kpi_summary",
+    "restatements",
+    "publication_drift",
+    "kpi_agency_weekly",
+    "kpi_headline",
+    "kpi_monthly_priority",
+    "sla_alerts",
+    "sla_breach_weekly",
+    "sla_rules",
+    "anomalies",
+    "data_quality_batches",
+    "data_quality_rules",
+)
+GOLD_WRITERS = 4  # gold tables written at once (see build_gold)
+# What gold is computed from: a change to any of these tables makes gold stale.
+GOLD_INPUTS = (
+    ("silver", "e2e_weekly"),
+    ("silver", "superseded"),
+    ("silver", "batch_accounting"),
+    ("silver", "dq_metrics"),
+    ("bronze", "ingest_log"),
+)
+
+
+def gold_state(spark: SparkSession, params: Params) -> dict:
+    """The versions of gold's inputs (stored in every gold commit's userMetadata) and the SLA
+    rules applied (a rule change makes gold stale too)."""
+    state = {f"{lay}.{tab}": storage.table_version(spark, params, lay, tab) for lay, tab in GOLD_INPUTS}
+    state["sla_rules"] = sla_rules_table(params.sla_rules)
+    return state
+
+
 def gold_is_current(spark: SparkSession, params: Params) -> bool:
-    """Whether every gold table was last written, in full, from the current silver versions."""
+    """Whether every gold table was last written, in full, from the current inputs."""
     state = gold_state(spark, params)
     return all(
         storage.last_commit_metadata(spark, params, "gold", t) == {**state, "scope": "all"}
@@ -448,11 +501,11 @@ def build_gold(
 ) -> dict:
     """Bring gold up to date with silver and return the summary row as a dict.
 
-    Without a range, gold is rewritten in full when silver changed since gold was built (or
+    Without a range, gold is rewritten in full when its inputs changed since gold was built (or
     `force`), and left untouched otherwise. With `date_from`/`date_to` (a backfill, e.g. after an
-    SLA rule change) only those weeks of kpi_weekly are recomputed (Delta replaceWhere); the
-    monthly, summary, restatement and drift tables are then recomputed from the whole of
-    kpi_weekly and silver, so all gold tables always describe the same rows.
+    SLA rule change) only those weeks of kpi_weekly are recomputed (Delta replaceWhere); every
+    other gold table is then recomputed from the whole of kpi_weekly and silver, so all gold
+    tables always describe the same rows.
     """
     ranged = date_from is not None or date_to is not None
     if not ranged and not force and gold_is_current(spark, params):
@@ -469,12 +522,17 @@ def build_gold(
         storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state)
     fault_point("gold.after_kpi_weekly")
     weekly = storage.read_table(spark, params, "gold", "kpi_weekly")
-    storage.write_table(kpi_monthly_agency(weekly), params, "gold", "kpi_monthly_agency", metadata=state)
-    storage.write_table(weekly.transform(kpi_summary()), params, "gold", "kpi_summary", metadata=state)
-    superseded = storage.read_table(spark, params, "silver", "superseded")
-    versions = silver.unionByName(superseded, allowMissingColumns=True)
-    storage.write_table(restatements(versions), params, "gold", "restatements", metadata=state)
-    storage.write_table(publication_drift(versions), params, "gold", "publication_drift", metadata=state)
+    # The derived tables are independent small jobs whose time is mostly Delta commit and job
+    # overhead, not CPU: writing them from a few threads at once overlaps that latency. Each write
+    # is still its own atomic commit carrying the same state.
+    views = gold_views(spark, params, weekly)
+    with ThreadPoolExecutor(max_workers=GOLD_WRITERS, thread_name_prefix="gold") as pool:
+        writes = [
+            pool.submit(storage.write_table, frame, params, "gold", table, metadata=state)
+            for table, frame in views.items()
+        ]
+        for write in writes:
+            write.result()
     return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
 
 
@@ -511,18 +569,6 @@ def run_layers(
     accounting = build_silver(spark, params, run_id, full_refresh)
     summary = build_gold(spark, params, date_from, date_to, force=full_refresh)
     return RunOutcome(ingested, accounting, summary)
-
-
-def build_report(spark: SparkSession, params: Params, out_dir: Path) -> Path:
-    """Write the HTML KPI report and its summary JSON from the gold tables; return the report."""
-    summary = storage.read_table(spark, params, "gold", "kpi_summary").toPandas()
-    monthly = (
-        storage.read_table(spark, params, "gold", "kpi_monthly_agency").orderBy("month", "agency").toPandas()
-    )
-    note = "SLA rules: " + "; ".join(f"{r.name} ({r.metric} > {r.threshold_s:g} s)" for r in params.sla_rules)
-    path = write_report(out_dir / REPORT_NAME, render_report_html(summary, monthly, params_note=note))
-    write_report(out_dir / SUMMARY_NAME, json.dumps(report_summary_json(summary), indent=2))
-    return path
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:

@@ -22,6 +22,21 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from nyc911lib.report_sections import (
+    MAX_NAME_CHARS,
+    SECTION_CSS,
+    ReportDetails,
+    agency_key_of,
+    anomalies_html,
+    data_quality_html,
+    headline_html,
+    priority_figures,
+    short_name,
+    sla_alerts_html,
+    sla_figure,
+    sla_rules_html,
+)
+
 DATA_SOURCE = "NYC Open Data, 911 End-to-End Data (t7p9-n9dy)"
 SYNTHETIC_BANNER = "Synthetic sample data — not real NYC figures"
 ALL_AGENCIES = "All agencies"
@@ -200,7 +215,15 @@ def monthly_figures(monthly: pd.DataFrame) -> list[go.Figure]:
             rows = data[data["agency"] == agency]
             x = rows["month"].dt.strftime("%Y-%m-%d")
             y = pd.to_numeric(rows[column], errors="coerce")
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=plotly_text(agency)))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines+markers",
+                    name=plotly_text(short_name(agency)),
+                    meta=str(agencies.index(agency)),
+                )
+            )
         fig.update_layout(
             title_text=title,
             xaxis_title_text="Month",
@@ -220,19 +243,24 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 .tiles{display:flex;gap:16px;flex-wrap:wrap}
 .tile{border:1px solid #ccc;border-radius:8px;padding:12px 16px;min-width:220px;max-width:320px}
 .tile .value{font-size:1.8em;font-weight:bold}.def{color:#555;font-size:.9em;margin:4px 0}
-.note{color:#555;font-style:italic}"""
+.note{color:#555;font-style:italic}
+select{max-width:28em}"""
 
-# Reads the embedded JSON (never HTML), sets tiles via textContent and trace visibility by index.
+# Reads the embedded JSON (never HTML), sets tiles via textContent, shows the traces whose `meta`
+# is the selected agency's index, the table rows of that agency and its headline view.
 _FILTER_JS = """(function(){
 var cfg=JSON.parse(document.getElementById("report-data").textContent);
+function each(sel,fn){var els=document.querySelectorAll(sel);for(var i=0;i<els.length;i++){fn(els[i]);}}
 document.getElementById("agency-filter").addEventListener("change",function(e){
   var key=e.target.value,tiles=cfg.tiles[key];
   for(var i=0;i<tiles.length;i++){document.getElementById("tile-value-"+i).textContent=tiles[i];}
   cfg.charts.forEach(function(id){
     var div=document.getElementById(id),vis=[],idx=[];
-    for(var t=0;t<(div.data||[]).length;t++){vis.push(key==="all"||String(t)===key);idx.push(t);}
+    for(var t=0;t<(div.data||[]).length;t++){vis.push(key==="all"||div.data[t].meta===key);idx.push(t);}
     if(idx.length){Plotly.restyle(div,{visible:vis},idx);}
   });
+  each("[data-agency-row]",function(el){el.hidden=!(key==="all"||el.getAttribute("data-agency-row")===key);});
+  each("[data-agency-view]",function(el){el.hidden=el.getAttribute("data-agency-view")!==key;});
 });
 })();"""
 
@@ -260,21 +288,70 @@ def _chart_script(fig: go.Figure, div_id: str) -> str:
     return f"(function(f){{{plot}}})({fig_json});\n"
 
 
+# Where a chart goes in the assembled HTML; escaped data can never contain "<", so never this.
+CHART_SLOT = "<!--chart-->"
+
+
+def _detail_sections(
+    details: ReportDetails, agencies: list[str], last_week: Any
+) -> tuple[list[str], list[go.Figure]]:
+    """The HTML of the detail sections (a CHART_SLOT where each chart goes) and their figures."""
+    key_of = agency_key_of(agencies)
+    figures = [
+        *priority_figures(details.monthly_priority, key_of),
+        sla_figure(details.sla_breach_weekly, key_of),
+    ]
+    sections = [
+        _section(
+            "Dispatch and travel times by agency and priority",
+            "Incident-weighted monthly means of the weekly average dispatch time (call to agency "
+            "dispatch) and travel time (dispatch to arrival), seconds; P1 is the most urgent priority.",
+            CHART_SLOT + CHART_SLOT,
+        ),
+        _section(
+            "SLA breaches",
+            "A week x agency x incident-type row breaches a rule when its metric exceeds the rule's "
+            "threshold (seconds); the rate is the share of incidents in breaching rows, % of incidents. "
+            "Alerts list the latest week's breaches with the first week of their unbroken streak.",
+            sla_rules_html(details.sla_rules) + CHART_SLOT + "<h3>Alerts in the latest week</h3>"
+            + sla_alerts_html(details.sla_alerts, key_of),
+        ),
+        _section(
+            "Anomalies",
+            "Weekly incidents and average times per agency and incident type against the same weeks "
+            "of prior years: score = (observed - seasonal median) / (1.4826 x MAD), flagged at "
+            "|score| >= the threshold in params; volumes in incidents, times in seconds.",
+            anomalies_html(details.anomalies, key_of),
+        ),
+        _section(
+            "Data quality",
+            "Every landed file: rows ingested and where they went (silver, unchanged, superseded by a "
+            "newer publication, quarantine), rows failing each quality rule, and how fresh the data is.",
+            data_quality_html(details, last_week),
+        ),
+    ]
+    return sections, figures
+
+
 def render_report_html(
     summary: pd.DataFrame,
     monthly: pd.DataFrame,
     title: str = "NYC 911 End-to-End KPI report",
     params_note: str | None = None,
+    *,
+    details: ReportDetails | None = None,
 ) -> str:
     """One self-contained HTML document: plotly.js inline once (works offline from file://),
-    source and date range header, synthetic-data banner, KPI tiles, three charts and an agency filter."""
+    source and date range header, synthetic-data banner, the latest-week headline (with
+    `details`), KPI tiles, the monthly charts, the detail sections and an agency filter."""
     meta = report_summary_json(summary)
     tiles = kpi_tiles(summary, monthly)
     shown = [[format_tile(t[key], unit) for key, _, _, unit in TILES] for t in tiles]
+    agencies = [t["agency"] for t in tiles[1:]]
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f'<style>{_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script></head><body>'
-        f"<h1>{escape(title)}</h1>"
+        f'<style>{_CSS}\n{SECTION_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script>'
+        f"</head><body><h1>{escape(title)}</h1>"
     ]
     if is_synthetic(summary):
         parts.append(f'<div class="banner" role="alert">{escape(SYNTHETIC_BANNER)}</div>')
@@ -285,12 +362,24 @@ def render_report_html(
     if params_note:
         parts.append(f'<p class="note">{escape(params_note)}</p>')
     options = "".join(
-        f'<option value="{"all" if i == 0 else i - 1}">{escape(t["agency"])}</option>'
+        f'<option value="{"all" if i == 0 else i - 1}"'
+        + (f' title="{escape(t["agency"])}"' if len(t["agency"]) > MAX_NAME_CHARS else "")
+        + f">{escape(short_name(t['agency']))}</option>"
         for i, t in enumerate(tiles)
     )
     parts.append(
         f'<p><label for="agency-filter">Agency: </label><select id="agency-filter">{options}</select></p>'
     )
+    if details is not None:
+        parts.append(
+            _section(
+                "Latest week",
+                "Each figure for the latest week in the data against the same week 52 weeks earlier and "
+                "the median of the 12 weeks before it; ▲/▼ give the direction, better/worse whether it "
+                "is good (times: lower is better); incidents, times in seconds.",
+                headline_html(details.headline, agency_key_of(agencies), ALL_AGENCIES),
+            )
+        )
     parts.append(
         _section(
             "Key figures",
@@ -299,17 +388,27 @@ def render_report_html(
         )
     )
     no_data = "" if len(tiles) > 1 else '<p class="note">No data: the monthly table is empty.</p>'
-    chart_ids = [f"chart-{i}" for i in range(len(CHARTS))]
-    for div_id, (_, chart_title, _, definition) in zip(chart_ids, CHARTS, strict=True):
-        parts.append(_section(chart_title, definition, f'{no_data}<div id="{div_id}" class="chart"></div>'))
+    figures = monthly_figures(monthly)
+    for (_, chart_title, _, definition) in CHARTS:
+        parts.append(_section(chart_title, definition, no_data + CHART_SLOT))
+    if details is not None:
+        sections, detail_figures = _detail_sections(details, agencies, meta["last_week"])
+        parts.extend(sections)
+        figures.extend(detail_figures)
+    html_body = "".join(parts)
+    chart_ids = [f"chart-{i}" for i in range(len(figures))]
+    pieces = html_body.split(CHART_SLOT)
+    body = pieces[0] + "".join(
+        f'<div id="{div_id}" class="chart"></div>{rest}'
+        for div_id, rest in zip(chart_ids, pieces[1:], strict=True)
+    )
     config = {"charts": chart_ids, "tiles": {"all": shown[0], **{str(i): s for i, s in enumerate(shown[1:])}}}
-    scripts = "".join(_chart_script(f, d) for f, d in zip(monthly_figures(monthly), chart_ids, strict=True))
+    scripts = "".join(_chart_script(f, d) for f, d in zip(figures, chart_ids, strict=True))
     config_json = script_safe(json.dumps(config))
-    parts.append(
-        f'<script type="application/json" id="report-data">{config_json}</script>'
+    return (
+        body + f'<script type="application/json" id="report-data">{config_json}</script>'
         f'<script type="text/javascript">{scripts}{_FILTER_JS}</script></body></html>'
     )
-    return "".join(parts)
 
 
 def write_report(path: str | os.PathLike[str], html: str) -> Path:

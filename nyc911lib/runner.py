@@ -12,7 +12,7 @@ from pathlib import Path
 import papermill as pm
 
 from nyc911lib.errors import Nyc911Error
-from nyc911lib.pipeline import REPORT_NAME, SUMMARY_NAME
+from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME
 
 NOTEBOOKS = ("01_bronze", "02_silver", "03_gold", "04_kpi_report")
 NOTEBOOKS_DIR = Path(os.environ.get("NYC911_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))

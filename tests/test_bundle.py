@@ -28,6 +28,7 @@ WORKSPACE_FILE_PATH = "${workspace.file_path}"
 BUILD_OUTPUT = REPO / "dist" / "*.whl"
 
 NOTEBOOK_PARAMETERS = {"params_file", "source", "warehouse", "date_from", "date_to", "full_refresh", "run_id"}
+REPORT_PARAMETERS = {"report_from", "report_to", "agencies", "sla_rules_file"}  # 04_kpi_report only
 TASK_ORDER = [
     ("bronze", "01_bronze.ipynb", []),
     ("silver", "02_silver.ipynb", ["bronze"]),
@@ -293,7 +294,9 @@ def test_job_runs_the_four_notebooks_in_order():
 def test_task_passes_the_papermill_parameters(task_key):
     task = next(t for t in job_tasks() if t["task_key"] == task_key)
     parameters = task["notebook_task"]["base_parameters"]
-    assert set(parameters) == NOTEBOOK_PARAMETERS
+    report = REPORT_PARAMETERS if task_key == "kpi_report" else set()
+    assert set(parameters) == NOTEBOOK_PARAMETERS | report
+    assert all(parameters[name] == "" for name in report)
     assert all(isinstance(v, str) for v in parameters.values()), "notebook widgets take strings only"
     assert parameters["params_file"] == "${workspace.file_path}/params/default.yaml"
     assert parameters["run_id"] == "{{job.run_id}}"

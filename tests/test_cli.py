@@ -33,7 +33,9 @@ def nyc911(*args: str, env: dict | None = None, timeout: int = 60) -> subprocess
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--help"], "{run,fetch,sample}"),
+        (["--help"], "{run,fetch,report,alerts,sample}"),
+        (["report", "--help"], "--format {html,pdf}"),
+        (["alerts", "--help"], "--no-post"),
         (["fetch", "--help"], "--since YYYY-MM-DD"),
         (["run", "--help"], "--source SOURCE"),
         (["run", "--help"], "--from YYYY-MM-DD"),

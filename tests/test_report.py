@@ -29,6 +29,7 @@ from nyc911lib.report import (
     weighted_mean,
     write_report,
 )
+from nyc911lib.report_sections import short_name
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 HOSTILE_NAMES = [
@@ -284,11 +285,13 @@ def test_hostile_agency_name_is_escaped_everywhere(name):
     assert all(ALLOWED_IDS.fullmatch(i) for i in doc.ids)
     assert len(doc.scripts) == 3 and html.count("</script>") == 3  # nothing closed a <script> early
     assert all("</" not in s and "\u2028" not in s for s in doc.scripts[1:])  # no end tag, no raw U+2028
-    assert sorted(text for _, text in doc.options) == sorted(["All agencies", "EMS", name])  # round trip
+    shown = short_name(name)  # names over 60 characters are cut for display, full in the title
+    assert sorted(text for _, text in doc.options) == sorted(["All agencies", "EMS", shown])  # round trip
+    assert (f'title="{escape(name)}"' in html) is (shown != name)
     figures = chart_figures(html)
     assert len(figures) == 3
     for fig in figures.values():  # entity-escaped: plotly.js shows it literally, never as markup
-        assert sorted(t["name"] for t in fig["data"]) == sorted(["EMS", plotly_text(name)])
+        assert sorted(t["name"] for t in fig["data"]) == sorted(["EMS", plotly_text(shown)])
     if "<" in name:  # "<" -> "&lt;" for plotly.js, whose "&" is \u0026 in the script-safe JSON
         assert "\\u0026lt;" in doc.scripts[-1]
 
@@ -363,7 +366,7 @@ var els = {}, listeners = {}, restyles = [];
 function el(id) { return els[id] || (els[id] = {id: id, textContent: "", data: null}); }
 els["report-data"] = {textContent: DATA};
 el("agency-filter").addEventListener = function (ev, fn) { listeners[ev] = fn; };
-var document = {getElementById: el};
+var document = {getElementById: el, querySelectorAll: function () { return []; }};
 var Plotly = {
   newPlot: function (id, data) { el(id).data = data; },
   restyle: function (div, update, idx) { restyles.push([div.id, update.visible, idx]); },

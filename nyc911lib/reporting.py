@@ -1,0 +1,165 @@
+"""The report's edge: read the gold tables a report draws (limited to its scope) and write the
+HTML report and its summary JSON. Rendering is pure and lives in report.py / report_sections.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame, SparkSession
+
+from nyc911lib import storage
+from nyc911lib.config import Params
+from nyc911lib.errors import ParamsError
+from nyc911lib.gold import incident_weighted_mean
+from nyc911lib.report import render_report_html, report_summary_json, write_report
+from nyc911lib.report_sections import ReportDetails
+from nyc911lib.sla import sla_rules_table
+from nyc911lib.trends import ALL_AGENCIES
+
+REPORT_NAME = "kpi_report.html"
+SUMMARY_NAME = "kpi_summary.json"
+PDF_NAME = "kpi_report.pdf"
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report shows: weeks in [date_from, date_to] and the listed agencies (None: all)."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    agencies: tuple[str, ...] | None = None
+
+    def weeks(self, column: str = "week_start_date") -> F.Column:
+        """TRUE for the rows of `column` (a week, or a month's first day) inside the scope."""
+        cond = F.lit(True)
+        if self.date_from is not None:
+            unit = "month" if column == "month" else "week"
+            cond = cond & (F.col(column) >= F.trunc(F.lit(self.date_from), unit))
+        if self.date_to is not None:
+            cond = cond & (F.col(column) <= F.lit(self.date_to))
+        return cond
+
+    def of_agencies(self, column: str = "agency") -> F.Column:
+        """TRUE for the rows of the scope's agencies."""
+        return F.lit(True) if self.agencies is None else F.col(column).isin(list(self.agencies))
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether the scope is narrower than all of gold."""
+        return (self.date_from, self.date_to, self.agencies) != (None, None, None)
+
+
+def check_sla_rules(spark: SparkSession, params: Params) -> None:
+    """Fail when gold was computed with other SLA rules than `params` names (a report must never
+    label figures with rules they were not computed with)."""
+    rows = storage.read_table(spark, params, "gold", "sla_rules").orderBy("rule").collect()
+    stored = [r.asDict() for r in rows]
+    wanted = sorted(sla_rules_table(params.sla_rules), key=lambda r: r["rule"])
+    if stored != wanted:
+
+        def text(rules: list[dict]) -> str:
+            return ", ".join(f"{r['rule']} ({r['metric']} > {r['threshold_s']:g} s)" for r in rules) or "none"
+
+        raise ParamsError(
+            f"gold was computed with the SLA rules {text(stored)}, but the SLA rules file asks for "
+            f"{text(wanted)}: rebuild gold with them first (name the file as sla_rules_file in the "
+            "params, then nyc911 run --full-refresh)"
+        )
+
+
+def _scope_summary(monthly: DataFrame) -> DataFrame:
+    """The kpi_summary row of a narrowed scope, from its agency-months (incident-weighted)."""
+    return monthly.agg(
+        F.lit(None).cast("date").alias("scope_from"),
+        F.lit(None).cast("date").alias("scope_to"),
+        F.min("month").alias("first_week"),
+        F.max("month").alias("last_week"),
+        F.coalesce(F.sum("incidents"), F.lit(0)).cast("long").alias("total_incidents"),
+        F.sum("rows").alias("rows"),
+        F.countDistinct("agency").alias("agencies"),
+        incident_weighted_mean("avg_call_to_first_pickup_s").alias("avg_call_to_first_pickup_s"),
+        incident_weighted_mean("sla_breach_rate_pct").alias("sla_breach_incidents_pct"),
+        F.lit(None).cast("double").alias("sla_breach_rows_pct"),
+    )
+
+
+def read_report_gold(
+    spark: SparkSession, params: Params, scope: ReportScope, generated_at: dt.datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, ReportDetails]:
+    """The small gold frames a report draws, limited to `scope` (toPandas on gold results only)."""
+
+    def gold(table: str) -> DataFrame:
+        return storage.read_table(spark, params, "gold", table)
+
+    weekly_scope = scope.weeks() & scope.of_agencies()
+    monthly = gold("kpi_monthly_agency").where(scope.weeks("month") & scope.of_agencies())
+    summary = gold("kpi_summary")
+    if scope.narrowed:
+        kinds = summary.select("source_kinds")
+        weeks = (
+            gold("kpi_weekly")
+            .where(weekly_scope)
+            .agg(F.min("week_start_date").alias("first_week"), F.max("week_start_date").alias("last_week"))
+        )
+        summary = _scope_summary(monthly).drop("first_week", "last_week").crossJoin(weeks).crossJoin(kinds)
+    summary_pdf = summary.toPandas()
+    latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
+    shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()
+    details = ReportDetails(
+        headline=gold("kpi_headline").where(scope.weeks() & shown_agencies).toPandas(),
+        monthly_priority=gold("kpi_monthly_priority")
+        .where(scope.weeks("month") & scope.of_agencies())
+        .toPandas(),
+        sla_rules=gold("sla_rules").toPandas(),
+        sla_breach_weekly=gold("sla_breach_weekly").where(weekly_scope).toPandas(),
+        sla_alerts=gold("sla_alerts")
+        .where(weekly_scope & (F.col("week_start_date") == F.lit(latest_week)))
+        .toPandas(),
+        anomalies=gold("anomalies").where(weekly_scope).toPandas(),
+        dq_batches=gold("data_quality_batches").toPandas(),
+        dq_rules=gold("data_quality_rules").toPandas(),
+        generated_at=generated_at,
+    )
+    return summary_pdf, monthly.orderBy("month", "agency").toPandas(), details
+
+
+def build_report(
+    spark: SparkSession,
+    params: Params,
+    out_dir: Path,
+    scope: ReportScope | None = None,
+    *,
+    generated_at: dt.datetime | None = None,
+) -> Path:
+    """Write the HTML KPI report and its summary JSON from the gold tables; return the report.
+
+    `scope` limits it to a date range and agencies; the SLA rules of `params` must be those gold
+    was computed with.
+    """
+    scope = scope or ReportScope()
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    check_sla_rules(spark, params)
+    summary, monthly, details = read_report_gold(spark, params, scope, generated_at)
+    note = "SLA rules: " + "; ".join(f"{r.name} ({r.metric} > {r.threshold_s:g} s)" for r in params.sla_rules)
+    if scope.agencies is not None:
+        note += ". Agencies: " + ", ".join(scope.agencies)
+    html = render_report_html(summary, monthly, params_note=note, details=details)
+    path = write_report(out_dir / REPORT_NAME, html)
+    write_report(out_dir / SUMMARY_NAME, json.dumps(report_summary_json(summary), indent=2))
+    return path
+
+
+def latest_alerts(spark: SparkSession, params: Params) -> tuple[dt.date | None, list[dict]]:
+    """The latest week of the data and its rows of gold.sla_alerts (a small gold result)."""
+    latest = storage.read_table(spark, params, "gold", "kpi_summary").first()
+    week = latest["last_week"] if latest else None
+    alerts = storage.read_table(spark, params, "gold", "sla_alerts").where(
+        F.col("week_start_date") == F.lit(week)
+    )
+    return week, [r.asDict() for r in alerts.collect()]
