@@ -93,6 +93,11 @@ unit: $(STAMP) ## Only the fast unit tests
 sdp: $(STAMP) ## Run the declarative pipeline locally (open-source Spark Declarative Pipelines, Delta)
 	$(BIN)/python pipelines/run_local.py $(ARGS)
 
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks (< 15 min, not in `make test`): reports/bench/bench.{md,json} (ARGS=--scenarios a,c,f ...)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
 lock: ## Re-pin requirements-lock.txt from pyproject.toml in a scratch venv
 	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
 	/tmp/nyc911-lock/bin/pip install --quiet ".[local,dev]"
