@@ -24,9 +24,7 @@ import http.client
 import json
 import logging
 import math
-import os
 import ssl
-import tempfile
 import time
 import unicodedata
 import urllib.error
@@ -38,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nyc911lib.errors import ParamsError
+from nyc911lib.report import write_report
 
 log = logging.getLogger("nyc911")
 
@@ -250,21 +249,7 @@ def write_alert_files(payload: Mapping[str, Any], out_dir: Path) -> tuple[Path, 
     markdown = alerts_markdown(payload)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return _write_atomic(out / ALERTS_JSON, json_text), _write_atomic(out / ALERTS_MARKDOWN, markdown)
-
-
-def _write_atomic(target: Path, text: str) -> Path:
-    """Write `text` (UTF-8) to `target` via a temp file in the same directory and os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; alert files are meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_report(out / ALERTS_JSON, json_text), write_report(out / ALERTS_MARKDOWN, markdown)
 
 
 # --- Webhook --------------------------------------------------------------------------------------

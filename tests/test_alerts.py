@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from nyc911lib import alerts as alerts_module
 from nyc911lib.alerts import (
     MAX_WAIT_S,
     WebhookResult,
@@ -374,7 +373,7 @@ def test_a_failed_write_leaves_the_earlier_file_and_no_temp_file(tmp_path, monke
     def full_disk(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(alerts_module.os, "replace", full_disk)
+    monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(OSError) as err:
         write_alert_files(payload_of(alert()), tmp_path)
 
