@@ -30,6 +30,7 @@ from nyc911lib.report_sections import (
     anomalies_html,
     data_quality_html,
     headline_html,
+    missing,
     priority_figures,
     short_name,
     sla_alerts_html,
@@ -81,23 +82,16 @@ CHARTS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _missing(value: Any) -> bool:
-    try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _num(value: Any, cast: type = float) -> Any:
     """int/float, or None when missing or not finite."""
-    if _missing(value) or not math.isfinite(float(value)):
+    if missing(value) or not math.isfinite(float(value)):
         return None
     return cast(value)
 
 
 def _iso(value: Any) -> str | None:
     """A date-like value as an ISO date string; None when missing."""
-    if _missing(value):
+    if missing(value):
         return None
     if isinstance(value, dt.datetime):  # includes pd.Timestamp
         return value.date().isoformat()
@@ -154,7 +148,7 @@ def report_summary_json(summary: pd.DataFrame) -> dict[str, Any]:
             for k in ("avg_call_to_first_pickup_s", "sla_breach_incidents_pct", "sla_breach_rows_pct")
         }
     )
-    out["source_kinds"] = "" if _missing(row.get("source_kinds")) else str(row["source_kinds"])
+    out["source_kinds"] = "" if missing(row.get("source_kinds")) else str(row["source_kinds"])
     return out
 
 
