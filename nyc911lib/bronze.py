@@ -168,6 +168,24 @@ def lines_of_files(files: DataFrame) -> DataFrame:
     )
 
 
+def lines_of_text_file(path: str, sha256: str) -> Callable[[DataFrame], DataFrame]:
+    """A large file as read by Spark's text reader split on LF (`value`, in parallel splits) ->
+    the rows `lines_of_files` gives for it: `path`, `_source_sha256`, `_line_number`, `value`,
+    with the CR of a CRLF line end removed as there (a lone CR inside a line stays, as there).
+    One difference: Hadoop's line reader drops a UTF-8 byte-order mark from line 1, the header,
+    which is parsed the same either way and is not a bronze row."""
+
+    def transform(lines: DataFrame) -> DataFrame:
+        return lines.transform(with_line_number()).select(
+            F.lit(path).alias("path"),
+            F.lit(sha256).alias("_source_sha256"),
+            "_line_number",
+            F.regexp_replace("value", r"\r\z", "").alias("value"),
+        )
+
+    return transform
+
+
 def parse_header_line(line: str | None) -> list[str]:
     """The column names of a CSV header line (byte-order mark and surrounding spaces removed)."""
     if not line:

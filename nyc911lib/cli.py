@@ -27,7 +27,15 @@ from nyc911lib.pipeline import (
     resolve_source,
     run_layers,
 )
-from nyc911lib.reporting import PDF_NAME, SUMMARY_NAME, ReportScope, build_report, latest_alerts
+from nyc911lib.reporting import (
+    PDF_NAME,
+    REPORT_NAME,
+    SUMMARY_NAME,
+    ReportScope,
+    build_report,
+    latest_alerts,
+    report_is_current,
+)
 from nyc911lib.runner import run_notebooks
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
 from nyc911lib.spark import get_spark, require_java
@@ -292,7 +300,11 @@ def _run_inline(
             f" + {a['rows_unchanged']} unchanged + {a['rows_superseded']} superseded"
             f" + {a['rows_quarantined']} quarantined"
         )
-    report = build_report(spark, params, params.reports_dir)
+    if not outcome.gold_rebuilt and report_is_current(spark, params, params.reports_dir):
+        report = params.reports_dir / REPORT_NAME
+        print("gold unchanged and the report was built from it: report left as it is")
+    else:
+        report = build_report(spark, params, params.reports_dir)
     return json.loads((params.reports_dir / SUMMARY_NAME).read_text(encoding="utf-8")), report
 
 

@@ -57,6 +57,28 @@ class AlertSettings:
     timeout_s: float = 10.0
 
 
+@dataclass(frozen=True)
+class PerformanceSettings:
+    """How a run sizes its Spark work to its data (see README, Performance).
+
+    - A landed file up to `whole_file_max_mb` is read whole (one task, hashed in Spark); a larger
+      one is read line by line in parallel splits by Spark's text reader and hashed on the
+      driver, so a file never has to fit in one task's memory.
+    - Shuffles get one partition per `shuffle_partition_mb` of bronze data, at least
+      `min_shuffle_partitions`: a few partitions for the 12k-row export (200 would be 200 tiny
+      tasks per shuffle), more as the data grows.
+    - A gold table over `zorder_min_mb` is Z-ordered by agency and week after it is rebuilt
+      (OPTIMIZE), where the report's and dashboards' filters then skip files; below that the
+      OPTIMIZE would cost more than it saves, and no gold table is looked at while bronze itself
+      is smaller.
+    """
+
+    whole_file_max_mb: float = 64.0
+    shuffle_partition_mb: float = 64.0
+    min_shuffle_partitions: int = 4
+    zorder_min_mb: float = 128.0
+
+
 # The settings of gold.anomalies that params may set (see nyc911lib/anomalies.py).
 ANOMALY_SETTINGS = ("metrics", "threshold", "min_baseline_weeks", "min_incidents")
 
@@ -83,6 +105,7 @@ class Params:
     source_file: Path = field(default=Path("params/default.yaml"))
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
         """A copy that stores its tables under another local warehouse folder."""
@@ -179,6 +202,18 @@ def parse_sla_rules(entries: list[dict[str, Any]], path: Path) -> tuple[SlaRule,
 INGEST_FORMATS = ("binaryFile", "cloudFiles")
 
 
+def _performance(values: dict[str, Any], path: Path) -> PerformanceSettings:
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ParamsError(f"{path}: performance.{key} must be a positive number, got {value!r}")
+    if "min_shuffle_partitions" in values and not isinstance(values["min_shuffle_partitions"], int):
+        raise ParamsError(
+            f"{path}: performance.min_shuffle_partitions must be a whole number, "
+            f"got {values['min_shuffle_partitions']!r}"
+        )
+    return PerformanceSettings(**values)
+
+
 def _ingest_format(value: str, path: Path) -> str:
     """`binaryFile` (Spark's file source) or `cloudFiles` (Databricks Auto Loader)."""
     if value not in INGEST_FORMATS:
@@ -215,9 +250,11 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     landing_value = os.environ.get("NYC911_LANDING_DIR") or env.get("landing_dir")
     anomalies = dict(data.get("anomalies") or {})
     alerts = dict(data.get("alerts") or {})
+    performance = dict(data.get("performance") or {})
     for section, values, known in (
         ("anomalies", anomalies, ANOMALY_SETTINGS),
         ("alerts", alerts, tuple(AlertSettings.__dataclass_fields__)),
+        ("performance", performance, tuple(PerformanceSettings.__dataclass_fields__)),
     ):
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -251,4 +288,5 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         source_file=path,
         anomalies=anomalies,
         alerts=AlertSettings(**alerts),
+        performance=_performance(performance, path),
     )

@@ -151,8 +151,37 @@ def build_report(
         note += ". Agencies: " + ", ".join(scope.agencies)
     html = render_report_html(summary, monthly, params_note=note, details=details)
     path = write_report(out_dir / REPORT_NAME, html)
-    write_report(out_dir / SUMMARY_NAME, json.dumps(report_summary_json(summary), indent=2))
+    built_from = report_stamp(spark, params, scope)
+    stamped = {**report_summary_json(summary), "built_from": built_from}
+    write_report(out_dir / SUMMARY_NAME, json.dumps(stamped, indent=2))
     return path
+
+
+def report_stamp(spark: SparkSession, params: Params, scope: ReportScope) -> dict:
+    """What a report was built from: the gold build (the version of gold.kpi_summary, which every
+    gold build rewrites last-but-not-least with the others) and the scope and rules it shows."""
+    return {
+        "gold_kpi_summary_version": storage.table_version(spark, params, "gold", "kpi_summary"),
+        "date_from": scope.date_from.isoformat() if scope.date_from else None,
+        "date_to": scope.date_to.isoformat() if scope.date_to else None,
+        "agencies": list(scope.agencies) if scope.agencies is not None else None,
+        "sla_rules": sla_rules_table(params.sla_rules),
+    }
+
+
+def report_is_current(
+    spark: SparkSession, params: Params, out_dir: Path, scope: ReportScope | None = None
+) -> bool:
+    """Whether `out_dir` holds a report built from the current gold with this scope and these rules
+    (a run that changed nothing then leaves it as it is; `nyc911 report` always rebuilds it)."""
+    report, summary = out_dir / REPORT_NAME, out_dir / SUMMARY_NAME
+    if not (report.is_file() and summary.is_file()):
+        return False
+    try:
+        built_from = json.loads(summary.read_text(encoding="utf-8")).get("built_from")
+    except ValueError:
+        return False
+    return built_from == report_stamp(spark, params, scope or ReportScope())
 
 
 def latest_alerts(spark: SparkSession, params: Params) -> tuple[dt.date | None, list[dict]]:

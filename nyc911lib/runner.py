@@ -63,7 +63,9 @@ def run_notebooks(
         for i, name in enumerate(NOTEBOOKS, start=1):
             source = NOTEBOOKS_DIR / f"{name}.ipynb"
             if not source.is_file():
-                raise Nyc911Error(f"notebook not found: {source} (set NYC911_NOTEBOOKS to the notebooks folder)")
+                raise Nyc911Error(
+                    f"notebook not found: {source} (set NYC911_NOTEBOOKS to the notebooks folder)"
+                )
             progress(f"[{i}/{len(NOTEBOOKS)}] {name} ...")
             started = time.monotonic()
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from delta import configure_spark_with_delta_pip
 from pyspark.sql import SparkSession
 
+from nyc911lib.config import PerformanceSettings
 from nyc911lib.errors import JavaNotFoundError
 
 MIN_JAVA = 17
@@ -113,3 +115,18 @@ def get_spark(app_name: str = "nyc911") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("NYC911_SPARK_LOG_LEVEL", "ERROR"))
     return spark
+
+
+def shuffle_partitions_for(data_bytes: int, settings: PerformanceSettings) -> int:
+    """Shuffle partitions for data of this size: one per `shuffle_partition_mb`, at least
+    `min_shuffle_partitions` (the small-data setting, which so switches off as data grows)."""
+    per_partition = settings.shuffle_partition_mb * 2**20
+    return max(settings.min_shuffle_partitions, math.ceil(data_bytes / per_partition))
+
+
+def size_shuffles(spark: SparkSession, data_bytes: int, settings: PerformanceSettings) -> int:
+    """Set the session's shuffle partitions for `data_bytes` of input, unless the user fixed them
+    with NYC911_SHUFFLE_PARTITIONS; return the partitions now in force."""
+    if "NYC911_SHUFFLE_PARTITIONS" not in os.environ:
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions_for(data_bytes, settings)))
+    return int(spark.conf.get("spark.sql.shuffle.partitions"))

@@ -149,6 +149,25 @@ def read_source_lines(spark: SparkSession, path: str | Path) -> DataFrame:
     return spark.read.text(str(Path(path).resolve()))
 
 
+def read_file_lines(spark: SparkSession, uri: str) -> DataFrame:
+    """A landed file's lines (`value`) by Spark's text reader, split on LF, in parallel splits."""
+    return spark.read.option("lineSep", "\n").text(uri)
+
+
+def local_file(uri: str) -> Path:
+    """The driver-side path of a landed file's URI (`file:` URIs, plain paths, and `dbfs:/Volumes`
+    paths, which Databricks mounts at /Volumes); a clear error for anything else."""
+    for prefix, root in (("file://", ""), ("file:", ""), ("dbfs:/Volumes/", "/Volumes/")):
+        if uri.startswith(prefix):
+            return Path(root + uri[len(prefix) :])
+    if uri.startswith("/"):
+        return Path(uri)
+    raise SourceError(
+        f"{uri}: a file over performance.whole_file_max_mb is hashed on the driver and must be on a "
+        "local or mounted path (file:, /Volumes); raise whole_file_max_mb to read it whole instead"
+    )
+
+
 def delta_table(spark: SparkSession, params: Params, layer: str, key: str) -> DeltaTable:
     """The DeltaTable handle of a layer table (for MERGE and history)."""
     name = table_name(params, layer, key)
@@ -160,6 +179,34 @@ def table_version(spark: SparkSession, params: Params, layer: str, key: str) -> 
     if not table_exists(spark, params, layer, key):
         return None
     return delta_table(spark, params, layer, key).history(1).first()["version"]
+
+
+def zorder_table(
+    spark: SparkSession,
+    params: Params,
+    layer: str,
+    key: str,
+    *,
+    columns: list[str],
+    metadata: dict | None = None,
+) -> None:
+    """OPTIMIZE a table with Z-ORDER BY `columns` (one commit, carrying `metadata` as its
+    userMetadata like the write before it, so the table still reads as written from its inputs)."""
+    conf = "spark.databricks.delta.commitInfo.userMetadata"
+    if metadata is not None:
+        spark.conf.set(conf, json.dumps(metadata, sort_keys=True))
+    try:
+        delta_table(spark, params, layer, key).optimize().executeZOrderBy(*columns)
+    finally:
+        if metadata is not None:
+            spark.conf.unset(conf)
+
+
+def table_size_bytes(spark: SparkSession, params: Params, layer: str, key: str) -> int:
+    """The size of a table's current files, from its Delta log (0 when it does not exist)."""
+    if not table_exists(spark, params, layer, key):
+        return 0
+    return int(delta_table(spark, params, layer, key).detail().first()["sizeInBytes"])
 
 
 def last_commit_metadata(spark: SparkSession, params: Params, layer: str, key: str) -> dict | None:
@@ -230,6 +277,28 @@ def checkpoint_dir(params: Params, stream: str) -> str:
 def reset_checkpoint(checkpoint: str) -> None:
     """Forget what a stream has processed (it starts again from the beginning of its source)."""
     shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+SOURCE_MARK = "_nyc911_source_version"  # beside Spark's own files in a checkpoint folder
+
+
+def source_version_mark(checkpoint: str) -> int | None:
+    """The source table version a stream had fully processed when its last run ended (None: no
+    run ended since the checkpoint was made, e.g. a crash or a reset)."""
+    try:
+        return int((Path(checkpoint) / SOURCE_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def mark_source_version(checkpoint: str, version: int | None) -> None:
+    """Record that a stream's run processed its source up to at least `version` (atomic rename)."""
+    if version is None:
+        return
+    mark = Path(checkpoint) / SOURCE_MARK
+    part = mark.with_name(mark.name + ".part")
+    part.write_text(str(version), encoding="utf-8")
+    part.replace(mark)
 
 
 def stream_query_id(spark: SparkSession, checkpoint: str) -> str:

@@ -14,8 +14,9 @@ from nyc911lib import (
     parse_csv_lines,
     with_line_number,
 )
-from nyc911lib.bronze import check_required_columns, parse_header_line
+from nyc911lib.bronze import check_required_columns, lines_of_text_file, parse_header_line
 from nyc911lib.schema import REQUIRED_BRONZE_NAMES
+from nyc911lib.storage import read_file_lines
 
 
 @pytest.mark.parametrize("partitions", [1, 7])
@@ -102,6 +103,35 @@ def test_lines_of_files_numbers_every_physical_line_and_keeps_bad_bytes(spark):
         (4, "3,\ufffd4"),
     ]
     assert {r._source_sha256 for r in rows} == {hashlib.sha256(content).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbfA,B\r\n1,2\n\n3,\xff4\n",  # BOM, CRLF and LF, a blank line, a bad byte
+        b"A,B\n" + b"\n".join(b"%d,%d" % (i, i) for i in range(30)),  # no final newline
+        b"A,B\r\n" + b"".join(b"%d,x\ry\r\r\n" % i for i in range(40)),  # CRs inside lines
+    ],
+)
+def test_a_large_file_read_in_splits_gives_the_lines_of_the_whole_file_read(spark, tmp_path, content):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    sha = hashlib.sha256(content).hexdigest()
+    files = spark.createDataFrame([(f"file:{path}", bytearray(content))], "path string, content binary")
+    whole = [tuple(r) for r in lines_of_files(files).orderBy("_line_number").collect()]
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16")  # many splits of a few lines each
+    try:
+        text = read_file_lines(spark, f"file:{path}")
+        assert text.rdd.getNumPartitions() > 1
+        split = [tuple(r) for r in text.transform(lines_of_text_file(f"file:{path}", sha)).collect()]
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    split = sorted(split, key=lambda r: r[2])
+    assert split[1:] == whole[1:]  # every data line, as read whole
+    # the header line: Hadoop's line reader drops a UTF-8 byte-order mark (the header is parsed
+    # with or without one, and it is not a bronze row)
+    assert split[0] == (*whole[0][:3], whole[0][3].removeprefix("\ufeff"))
+    assert [r[2] for r in whole] == list(range(1, len(whole) + 1))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import ParamsError, load_params
-from nyc911lib.config import DEFAULT_PARAMS, parse_quality_rules, parse_sla_rules
+from nyc911lib.config import DEFAULT_PARAMS, PerformanceSettings, parse_quality_rules, parse_sla_rules
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,3 +105,47 @@ def test_sla_rule_scope_and_flag_column():
     )
     assert rule.agencies == ("EMS",)
     assert rule.flag_column == "sla_breach_ems_travel"
+
+
+def _params_with_performance(tmp_path: Path, block: str) -> Path:
+    text = DEFAULT_PARAMS.read_text()
+    start = text.index("performance:\n")
+    end = text.index("\n\n", start)
+    path = tmp_path / "p.yaml"
+    path.write_text(text[:start] + block + text[end:])
+    (tmp_path / "sla_rules.yaml").write_text((REPO / "params" / "sla_rules.yaml").read_text())
+    (tmp_path / "quality_rules.yaml").write_text((REPO / "params" / "quality_rules.yaml").read_text())
+    return path
+
+
+def test_performance_settings_are_read_and_default():
+    assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "performance:\n  whole_file_mb: 10",
+            "unknown performance settings ['whole_file_mb']; known: "
+            "['min_shuffle_partitions', 'shuffle_partition_mb', 'whole_file_max_mb', 'zorder_min_mb']",
+        ),
+        (
+            "performance:\n  whole_file_max_mb: 0",
+            "performance.whole_file_max_mb must be a positive number, got 0",
+        ),
+        (
+            "performance:\n  shuffle_partition_mb: big",
+            "performance.shuffle_partition_mb must be a positive number, got 'big'",
+        ),
+        (
+            "performance:\n  min_shuffle_partitions: 2.5",
+            "performance.min_shuffle_partitions must be a whole number, got 2.5",
+        ),
+    ],
+)
+def test_bad_performance_settings_are_refused(tmp_path, block, message):
+    path = _params_with_performance(tmp_path, block)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == f"{path}: {message}"

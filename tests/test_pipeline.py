@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
@@ -18,16 +20,29 @@ from nyc911lib import (
     ParamsError,
     QualityRule,
     QualityRuleError,
+    ReportScope,
     build_gold,
+    build_report,
+    build_silver,
     ingest_bronze,
     land_source,
     parse_flag,
     read_table,
     run_layers,
 )
-from nyc911lib.pipeline import publication_id, source_kind_of, week_predicate
+from nyc911lib.pipeline import GOLD_OUTPUTS, gold_is_current, publication_id, source_kind_of, week_predicate
+from nyc911lib.reporting import report_is_current
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count
-from nyc911lib.storage import delta_table, table_exists
+from nyc911lib.storage import (
+    SOURCE_MARK,
+    checkpoint_dir,
+    delta_table,
+    mark_source_version,
+    source_version_mark,
+    table_exists,
+    table_size_bytes,
+    table_version,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -151,9 +166,81 @@ def test_a_run_with_nothing_new_changes_no_table_version(spark, sample_run):
     wh = sample_run[0]
     before = table_versions(spark, wh)
     outcome = run_once(spark, wh, run_id="run-again")
-    assert (outcome.ingested, outcome.accounting) == ([], [])
+    assert (outcome.ingested, outcome.accounting, outcome.gold_rebuilt) == ([], [], False)
     assert table_versions(spark, wh) == before
     assert outcome.summary["total_incidents"] == sample_run[1].summary["total_incidents"]
+    assert sample_run[1].gold_rebuilt is True
+
+
+def test_silver_skips_its_stream_only_while_bronze_is_at_the_marked_version(spark, sample_run):
+    wh = sample_run[0]
+    checkpoint = checkpoint_dir(wh, "silver")
+    bronze = table_version(spark, wh, "bronze", "e2e_raw")
+    assert source_version_mark(checkpoint) == bronze
+    offsets = sorted(Path(checkpoint, "offsets").iterdir())
+    assert build_silver(spark, wh, "run-skip") == []
+    assert sorted(Path(checkpoint, "offsets").iterdir()) == offsets  # the stream did not even start
+    # no mark (a crash before the end of the last run): the stream runs, finds nothing, marks again
+    (Path(checkpoint) / SOURCE_MARK).unlink()
+    assert build_silver(spark, wh, "run-no-mark") == []
+    assert source_version_mark(checkpoint) == bronze
+    # a mark behind bronze (a bronze commit silver has not read): the stream runs
+    mark_source_version(checkpoint, bronze - 1)
+    assert build_silver(spark, wh, "run-stale-mark") == []
+    assert source_version_mark(checkpoint) == bronze
+
+
+def test_the_report_is_current_until_gold_scope_or_rules_change(spark, sample_run, tmp_path):
+    wh = sample_run[0]
+    assert not report_is_current(spark, wh, tmp_path)  # nothing built yet
+    build_report(spark, wh, tmp_path)
+    stamp = json.loads((tmp_path / "kpi_summary.json").read_text())["built_from"]
+    assert stamp["gold_kpi_summary_version"] == table_version(spark, wh, "gold", "kpi_summary")
+    assert report_is_current(spark, wh, tmp_path)
+    assert not report_is_current(spark, wh, tmp_path, ReportScope(agencies=("EMS",)))
+    assert not report_is_current(spark, wh, tmp_path, ReportScope(date_from=dt.date(2024, 1, 1)))
+    stricter = replace(wh, sla_rules=tuple(replace(r, threshold_s=r.threshold_s - 1) for r in wh.sla_rules))
+    assert not report_is_current(spark, stricter, tmp_path)
+    (tmp_path / "kpi_report.html").unlink()
+    assert not report_is_current(spark, wh, tmp_path)
+
+
+def test_a_file_over_the_whole_file_limit_is_read_in_splits_into_the_same_bronze(spark, sample_run, tmp_path):
+    wh = sample_run[0]
+    split = replace(
+        wh.with_warehouse(tmp_path / "warehouse"),
+        performance=replace(wh.performance, whole_file_max_mb=0.01),  # the 0.2 MB sample is "big"
+    )
+    land_source(split, None)
+    (entry,) = ingest_bronze(spark, split)
+    (whole,) = sample_run[1].ingested
+    assert (entry["rows"], entry["source_sha256"], entry["bytes"]) == (
+        whole["rows"],
+        whole["source_sha256"],
+        whole["bytes"],
+    )
+    lineage = ["_batch_id", "_ingested_at", "_source_file"]
+    assertDataFrameEqual(
+        read_table(spark, split, "bronze", "e2e_raw").drop(*lineage),
+        read_table(spark, wh, "bronze", "e2e_raw").drop(*lineage),
+    )
+
+
+def test_gold_tables_over_the_limit_are_zordered_and_gold_stays_current(spark, sample_run, tmp_path):
+    wh = sample_run[0]
+    shutil.copytree(wh.warehouse, tmp_path / "warehouse")
+    copy = wh.with_warehouse(tmp_path / "warehouse")
+    kpi_weekly_mb = table_size_bytes(spark, copy, "gold", "kpi_weekly") / 2**20
+    low = replace(copy, performance=replace(wh.performance, zorder_min_mb=kpi_weekly_mb / 2))
+    summary = build_gold(spark, low, force=True)
+    last = {t: delta_table(spark, low, "gold", t).history(1).first() for t in GOLD_OUTPUTS}
+    assert last["kpi_weekly"]["operation"] == "OPTIMIZE"
+    assert json.loads(last["kpi_weekly"]["operationParameters"]["zOrderBy"]) == ["agency", "week_start_date"]
+    assert last["sla_rules"]["operation"] == "WRITE"  # a few bytes
+    assert gold_is_current(spark, low)  # the OPTIMIZE commits carry gold's state too
+    assert summary == sample_run[1].summary
+    gold = [read_table(spark, w, "gold", "kpi_weekly") for w in (low, wh)]
+    assertDataFrameEqual(*gold)
 
 
 def test_the_same_content_under_another_name_is_logged_as_a_duplicate(spark, params, tmp_path):
