@@ -52,7 +52,7 @@ LARGE_SCALE = 1000  # scales from here on run once, without a warm-up
 GIB = 1024**3
 # First-guess durations (s) when reports/bench/bench.json has none yet: measured on the shared
 # 2-core machine (load average 5-10) before the first report; e and f grow with the rows.
-GUESS_S = {"a": 300.0, "b": 600.0, "c": 140.0, "d": 340.0, "f": 1.0, "e_per_row": 2e-4, "f_per_row": 1.5e-5}
+GUESS_S = {"a": 70.0, "b": 80.0, "c": 25.0, "d": 70.0, "f": 1.0, "e_per_row": 4e-4, "f_per_row": 1.5e-5}
 CHEAP_WARMUP = 0.01  # a warm-up estimated under 1 % of the budget runs whenever it fits itself
 MIN_FIRST_RUN_S = 20.0  # a first run is not started with less budget left (unless it is cheaper)
 SCALE_CAP_X = 3.0  # a scale run (below LARGE_SCALE) is stopped at 3 x a: it missed the 100x target
@@ -152,7 +152,7 @@ class Bench:
             print(f"    set-up full refresh for c/d: {_fmt_s(m.wall_s)} s (not in the table)", flush=True)
             self.setup_failed = not m.ok
             if m.ok:
-                self._set_base(wh)
+                self._set_base(wh, self.work / "setup" / "reports")
                 case.notes.append(f"warehouse from an untimed set-up full refresh ({m.wall_s:.0f} s)")
         if self.base_wh is None:
             case.notes.append("not run: no warehouse from a full refresh")
@@ -161,10 +161,13 @@ class Bench:
         shutil.copytree(self.work / "base-snapshot", self.base_wh)
         return self.base_wh
 
-    def _set_base(self, warehouse: Path) -> None:
+    def _set_base(self, warehouse: Path, reports: Path) -> None:
         # restored at the same path later: the streaming checkpoints hold absolute file paths
         self.base_wh = warehouse
         shutil.copytree(warehouse, self.work / "base-snapshot")
+        # and the report that run wrote: an incremental run finds it as a user's rerun would (a
+        # run with nothing new leaves a report built from the current gold as it is)
+        shutil.copytree(reports, self.work / "base-reports")
 
     def _measure(self, case: Case, warehouse: Path, run_dir: Path, timeout_s: float) -> Measurement:
         out = run_dir / "floor.json"
@@ -181,6 +184,8 @@ class Bench:
             warehouse = self._ensure_base(case)
             if warehouse is None:
                 return
+            shutil.rmtree(run_dir / "reports", ignore_errors=True)
+            shutil.copytree(self.work / "base-reports", run_dir / "reports")
         else:
             warehouse = run_dir / "warehouse"
         timeout, why = self.remaining_s(), "budget spent"
@@ -203,7 +208,7 @@ class Bench:
         if m.ok and case.engine and not any(c["case"] == case.key for c in self.checks):
             self._cross_check(case, run_dir / "reports", warehouse)
         if m.ok and case.key == "a" and self.base_wh is None:
-            self._set_base(warehouse)
+            self._set_base(warehouse, run_dir / "reports")
         elif not case.incremental and case.engine:
             shutil.rmtree(warehouse, ignore_errors=True)  # scale runs leave GBs behind
 
