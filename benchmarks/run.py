@@ -50,8 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "nyc911_e2e_through_2025-12-22.csv"
 LARGE_SCALE = 1000  # scales from here on run once, without a warm-up
 GIB = 1024**3
-# First-guess durations (s) when reports/bench/bench.json has none yet: measured on the shared
-# 2-core machine (load average 5-10) before the first report; e and f grow with the rows.
+# First-guess durations (s) when reports/bench/bench.json has none yet: from a profile on the
+# quiet 2-core machine (05:35-06:00 UTC, 2026-11-27); e and f grow with the rows.
 GUESS_S = {"a": 70.0, "b": 80.0, "c": 25.0, "d": 70.0, "f": 1.0, "e_per_row": 4e-4, "f_per_row": 1.5e-5}
 CHEAP_WARMUP = 0.01  # a warm-up estimated under 1 % of the budget runs whenever it fits itself
 MIN_FIRST_RUN_S = 20.0  # a first run is not started with less budget left (unless it is cheaper)
