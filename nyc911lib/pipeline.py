@@ -436,12 +436,13 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
         storage.reset_checkpoint(checkpoint)
     accounting: list[dict] = []
     # A run with nothing new in bronze skips even starting the stream (measured 4-8 s for a Delta
-    # source with nothing to read): the mark is the bronze version read *before* the last run's
-    # availableNow stream started and written only after it ended, so every bronze commit up to
-    # it was processed. A crash leaves the old mark (or none) and the stream runs.
-    bronze_version = storage.table_version(spark, params, "bronze", "e2e_raw")
-    if bronze_version is not None and storage.source_version_mark(checkpoint) == bronze_version:
-        log_.info("silver: bronze unchanged (version %s) since silver last read it", bronze_version)
+    # source with nothing to read): the mark is bronze's table id and version read *before* the
+    # last run's availableNow stream started and written only after it ended, so every bronze
+    # commit up to it was processed. A crash leaves the old mark (or none), and a bronze table
+    # written anew has another id: the stream runs.
+    bronze_state = storage.table_state(spark, params, "bronze", "e2e_raw")
+    if bronze_state is not None and storage.source_version_mark(checkpoint) == bronze_state:
+        log_.info("silver: bronze unchanged (%s) since silver last read it", bronze_state)
         return accounting
 
     _size_shuffles_to_bronze(spark, params)
@@ -451,7 +452,7 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
 
     stream = table_changes(spark, params, "bronze", "e2e_raw")
     run_available_now(spark, stream, "silver", checkpoint, handle)
-    storage.mark_source_version(checkpoint, bronze_version)
+    storage.mark_source_version(checkpoint, bronze_state)
     return accounting
 
 

@@ -282,22 +282,31 @@ def reset_checkpoint(checkpoint: str) -> None:
 SOURCE_MARK = "_nyc911_source_version"  # beside Spark's own files in a checkpoint folder
 
 
-def source_version_mark(checkpoint: str) -> int | None:
-    """The source table version a stream had fully processed when its last run ended (None: no
-    run ended since the checkpoint was made, e.g. a crash or a reset)."""
+def table_state(spark: SparkSession, params: Params, layer: str, key: str) -> str | None:
+    """`<Delta table id>@<version>`: which table, at which commit (None: it does not exist). The
+    id tells a table dropped and written again apart from the old one at the same version."""
+    if not table_exists(spark, params, layer, key):
+        return None
+    table = delta_table(spark, params, layer, key)
+    return f"{table.detail().first()['id']}@{table.history(1).first()['version']}"
+
+
+def source_version_mark(checkpoint: str) -> str | None:
+    """The source table state (`table_state`) a stream had fully processed when its last run
+    ended (None: no run ended since the checkpoint was made, e.g. a crash or a reset)."""
     try:
-        return int((Path(checkpoint) / SOURCE_MARK).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return (Path(checkpoint) / SOURCE_MARK).read_text(encoding="utf-8").strip() or None
+    except OSError:
         return None
 
 
-def mark_source_version(checkpoint: str, version: int | None) -> None:
-    """Record that a stream's run processed its source up to at least `version` (atomic rename)."""
-    if version is None:
+def mark_source_version(checkpoint: str, state: str | None) -> None:
+    """Record that a stream's run processed its source up to at least `state` (atomic rename)."""
+    if state is None:
         return
     mark = Path(checkpoint) / SOURCE_MARK
     part = mark.with_name(mark.name + ".part")
-    part.write_text(str(version), encoding="utf-8")
+    part.write_text(state, encoding="utf-8")
     part.replace(mark)
 
 

@@ -175,19 +175,22 @@ def test_a_run_with_nothing_new_changes_no_table_version(spark, sample_run):
 def test_silver_skips_its_stream_only_while_bronze_is_at_the_marked_version(spark, sample_run):
     wh = sample_run[0]
     checkpoint = checkpoint_dir(wh, "silver")
-    bronze = table_version(spark, wh, "bronze", "e2e_raw")
+    table_id = delta_table(spark, wh, "bronze", "e2e_raw").detail().first()["id"]
+    bronze = f"{table_id}@{table_version(spark, wh, 'bronze', 'e2e_raw')}"
     assert source_version_mark(checkpoint) == bronze
     offsets = sorted(Path(checkpoint, "offsets").iterdir())
     assert build_silver(spark, wh, "run-skip") == []
     assert sorted(Path(checkpoint, "offsets").iterdir()) == offsets  # the stream did not even start
-    # no mark (a crash before the end of the last run): the stream runs, finds nothing, marks again
-    (Path(checkpoint) / SOURCE_MARK).unlink()
-    assert build_silver(spark, wh, "run-no-mark") == []
-    assert source_version_mark(checkpoint) == bronze
-    # a mark behind bronze (a bronze commit silver has not read): the stream runs
-    mark_source_version(checkpoint, bronze - 1)
-    assert build_silver(spark, wh, "run-stale-mark") == []
-    assert source_version_mark(checkpoint) == bronze
+    stale = [
+        None,  # no mark: a crash before the end of the last run
+        f"{table_id}@{table_version(spark, wh, 'bronze', 'e2e_raw') - 1}",  # a bronze commit not read
+        f"another-table-id@{table_version(spark, wh, 'bronze', 'e2e_raw')}",  # bronze written anew
+    ]
+    for mark in stale:
+        (Path(checkpoint) / SOURCE_MARK).unlink()
+        mark_source_version(checkpoint, mark)
+        assert build_silver(spark, wh, "run-stale-mark") == []  # the stream ran and found nothing
+        assert source_version_mark(checkpoint) == bronze  # and marked the current bronze
 
 
 def test_the_report_is_current_until_gold_scope_or_rules_change(spark, sample_run, tmp_path):
