@@ -124,10 +124,9 @@ def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: st
         for path in big:
             local = storage.local_file(path)
             sha_of[path], header_of[path] = storage.file_sha256(local), storage.read_source_header(local)
-            line_frames[path] = storage.read_file_lines(spark, path).transform(
-                lines_of_text_file(path, sha_of[path])
-            )
-            data_lines[path] = line_frames[path].count() - 1
+            text = storage.read_file_lines(spark, path)
+            line_frames[path] = text.transform(lines_of_text_file(path, sha_of[path]))
+            data_lines[path] = text.count() - 1  # one plain pass: numbering the lines is not needed
         for path in sorted(found):
             if path not in header_of:
                 raise SourceError(f"landed file is empty: {path}; remove it from the landing folder")
