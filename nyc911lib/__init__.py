@@ -18,6 +18,7 @@ from nyc911lib.datasets import DATASETS, Pipeline, layer_datasets, run_config
 from nyc911lib.errors import (
     JavaNotFoundError,
     MissingColumnsError,
+    MixedSourcesError,
     Nyc911Error,
     ParamsError,
     QualityRuleError,
@@ -36,6 +37,7 @@ from nyc911lib.gold import (
 )
 from nyc911lib.notebook import notebook_args
 from nyc911lib.pipeline import (
+    Landed,
     RunOutcome,
     build_gold,
     build_silver,
@@ -46,6 +48,7 @@ from nyc911lib.pipeline import (
     new_run_id,
     parse_date,
     parse_flag,
+    plan_landing,
     resolve_source,
     run_layers,
     silver_tables,
@@ -58,6 +61,7 @@ from nyc911lib.report import (
     report_summary_json,
     write_report,
 )
+from nyc911lib.report_sections import change_text
 from nyc911lib.reporting import ReportScope, build_report, read_report_gold
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
@@ -75,7 +79,9 @@ __all__ = [
     "FetchConfig",
     "FetchError",
     "JavaNotFoundError",
+    "Landed",
     "MissingColumnsError",
+    "MixedSourcesError",
     "Nyc911Error",
     "Params",
     "ParamsError",
@@ -93,6 +99,7 @@ __all__ = [
     "build_gold",
     "build_report",
     "build_silver",
+    "change_text",
     "data_quality_batches",
     "data_quality_rules",
     "evaluate_bronze",
@@ -120,6 +127,7 @@ __all__ = [
     "parse_csv_lines",
     "parse_date",
     "parse_flag",
+    "plan_landing",
     "post_webhook",
     "publication_drift",
     "quarantine_rows",

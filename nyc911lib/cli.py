@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nyc911lib import landing
 from nyc911lib.alerts import (
     alerts_markdown,
     alerts_payload,
@@ -18,14 +19,16 @@ from nyc911lib.alerts import (
     write_alert_files,
 )
 from nyc911lib.config import Params, load_params
-from nyc911lib.errors import Nyc911Error
+from nyc911lib.errors import Nyc911Error, one_line
 from nyc911lib.fetch import fetch_api, fetch_csv_export
+from nyc911lib.landing import ALLOW_MIXED_FLAG
 from nyc911lib.pipeline import (
     land_source,
     new_run_id,
     parse_date,
-    resolve_source,
+    plan_landing,
     run_layers,
+    warehouse_holdings,
 )
 from nyc911lib.reporting import (
     PDF_NAME,
@@ -67,9 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
     run.add_argument(
         "--source",
-        type=Path,
-        help="CSV export to ingest, or `live` to download the current export from NYC Open Data first "
-        "(default: the built-in sample; a local file named live must be given as ./live)",
+        help="CSV export to land as a new publication, `live` to download the current export from NYC "
+        "Open Data, or `sample` for the built-in synthetic sample (a local file named live or sample "
+        "must be given as ./live, ./sample). Default: nothing new on a warehouse that holds "
+        "publications (what is landed and not processed yet is processed); the sample on a new one",
+    )
+    run.add_argument(
+        ALLOW_MIXED_FLAG,
+        dest="allow_mixed",
+        action="store_true",
+        help="allow the built-in synthetic sample and real exports in one warehouse (refused otherwise: "
+        "their KPIs would blend)",
     )
     run.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
     run.add_argument(
@@ -108,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         "--api", action="store_true", help="use the paged SODA JSON API instead of the CSV export"
     )
     fetch.add_argument("--since", metavar="YYYY-MM-DD", help="with --api: only weeks starting on or after")
+    fetch.add_argument(
+        ALLOW_MIXED_FLAG,
+        dest="allow_mixed",
+        action="store_true",
+        help="allow a download into a warehouse that holds the built-in synthetic sample",
+    )
     report = sub.add_parser(
         "report",
         help="write the KPI report from the gold tables (HTML, or PDF through headless Chromium)",
@@ -244,25 +261,26 @@ def _run(args: argparse.Namespace) -> int:
     if date_from and date_to and date_from > date_to:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
     require_java()
-    live = args.source == Path("live")
-    if not live:
-        resolve_source(params, args.source)  # a bad source fails here, before the warehouse is touched
+    # Every check (the source's format, what the warehouse holds) runs before anything is written,
+    # and again under the lock (another process may have landed something meanwhile).
+    plan_landing(params, args.source, allow_mixed=args.allow_mixed)
     with warehouse_lock(params):
-        if live:
-            source, kind = fetch_csv_export(params.fetch, params.landing_dir), "live"
-            print(f"landed {source}")
+        landed = land_source(params, args.source, allow_mixed=args.allow_mixed)
+        if landed is None:
+            print(f"nothing to land: processing what is landed in {params.landing_dir} and not processed yet")
         else:
-            source, kind, new = land_source(params, args.source)
-            print(f"{'landed' if new else 'already landed'}: {source}")
+            print(f"{'landed' if landed.new else 'already landed'}: {landed.path}")
         run_id = new_run_id()
-        print(f"nyc911 run {run_id}: {kind} {source.name} -> warehouse {params.warehouse or params.catalog}")
+        what = f"{landed.kind} {landed.path.name}" if landed else "landed publications"
+        print(f"nyc911 run {run_id}: {what} -> warehouse {params.warehouse or params.catalog}")
         if args.engine == "inline":
-            summary, report = _run_inline(params, run_id, args.full_refresh, date_from, date_to)
+            summary, report = _run_inline(params, run_id, args, date_from, date_to)
         else:
             result = run_notebooks(
                 {
                     "params_file": str(params.source_file),
-                    "source": str(source),
+                    "source": None,  # landed above: the notebooks process what is landed
+                    "allow_mixed_sources": args.allow_mixed,
                     "warehouse": str(params.warehouse) if params.warehouse else None,
                     "reports_dir": str(params.reports_dir),
                     "date_from": date_from.isoformat() if date_from else None,
@@ -285,12 +303,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_inline(
-    params: Params, run_id: str, full_refresh: bool, date_from: dt.date | None, date_to: dt.date | None
+    params: Params, run_id: str, args: argparse.Namespace, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[dict, Path]:
     """The layers in this process: one Spark session, no notebooks."""
     spark = get_spark()
     outcome = run_layers(
-        spark, params, run_id, full_refresh=full_refresh, date_from=date_from, date_to=date_to
+        spark,
+        params,
+        run_id,
+        full_refresh=args.full_refresh,
+        date_from=date_from,
+        date_to=date_to,
+        allow_mixed=args.allow_mixed,
     )
     for entry in outcome.ingested:
         print(f"bronze: {Path(entry['source_file']).name} {entry['status']} ({entry['rows']} rows)")
@@ -314,6 +338,9 @@ def _fetch(args: argparse.Namespace) -> int:
         params = params.with_warehouse(args.warehouse)
     if args.since and not args.api:
         raise Nyc911Error("--since needs --api (the CSV export has no filter)")
+    held = warehouse_holdings(params)
+    where = landing.describe(params.warehouse, params.landing_dir)
+    landing.check_new_publication(held, "live", where, allow_mixed=args.allow_mixed)
     if args.api:
         landed = fetch_api(params.fetch, params.landing_dir, since=parse_date(args.since, "--since"))
         if landed is None:
@@ -341,11 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"run": _run, "fetch": _fetch, "report": _report, "alerts": _alerts, "sample": _sample}
         return commands[args.command](args)
     except Nyc911Error as exc:
-        print(f"nyc911: error: {exc}", file=sys.stderr)
+        print(f"nyc911: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nyc911: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an engine or I/O error: one line too (NYC911_DEBUG=1 shows the traceback)
+        if os.environ.get("NYC911_DEBUG"):
+            raise
+        print(f"nyc911: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -100,8 +100,6 @@ class Params:
     unspecified_incident_type: str
     fetch: FetchConfig = field(default_factory=FetchConfig)
     landing: Path | None = None
-    checkpoints: Path | None = None
-    ingest_format: str = "binaryFile"
     source_file: Path = field(default=Path("params/default.yaml"))
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -122,19 +120,6 @@ class Params:
                 f"params: environment '{self.environment}' sets neither landing_dir nor warehouse"
             )
         return self.warehouse / "landing"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        """Where the streaming checkpoints live: the environment's `checkpoints_dir`, else
-        `<warehouse>/_checkpoints` (a warehouse carries the record of what it has processed)."""
-        if self.checkpoints is not None:
-            return self.checkpoints
-        if self.warehouse is None:
-            raise ParamsError(
-                f"params: environment '{self.environment}' sets neither checkpoints_dir nor warehouse"
-            )
-        return self.warehouse / "_checkpoints"
-
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
@@ -199,7 +184,24 @@ def parse_sla_rules(entries: list[dict[str, Any]], path: Path) -> tuple[SlaRule,
     return tuple(rules)
 
 
-INGEST_FORMATS = ("binaryFile", "cloudFiles")
+ENVIRONMENT_KEYS = ("warehouse", "landing_dir", "catalog", "schemas")
+# Settings of earlier versions, whose runs were driven by Structured Streaming checkpoints.
+RETIRED_ENVIRONMENT_KEYS = ("checkpoints_dir", "ingest_format")
+
+
+def _check_environment(env: dict[str, Any], name: str, path: Path) -> None:
+    """Refuse an environment setting this version does not know, naming it."""
+    for key in env:
+        if key in RETIRED_ENVIRONMENT_KEYS:
+            raise ParamsError(
+                f"{path}: environment '{name}' sets {key}, which this version no longer uses (runs "
+                "are driven by Delta table versions, not streaming checkpoints): remove it"
+            )
+        if key not in ENVIRONMENT_KEYS:
+            raise ParamsError(
+                f"{path}: environment '{name}' has an unknown setting '{key}'; "
+                f"known: {list(ENVIRONMENT_KEYS)}"
+            )
 
 
 def _performance(values: dict[str, Any], path: Path) -> PerformanceSettings:
@@ -212,13 +214,6 @@ def _performance(values: dict[str, Any], path: Path) -> PerformanceSettings:
             f"got {values['min_shuffle_partitions']!r}"
         )
     return PerformanceSettings(**values)
-
-
-def _ingest_format(value: str, path: Path) -> str:
-    """`binaryFile` (Spark's file source) or `cloudFiles` (Databricks Auto Loader)."""
-    if value not in INGEST_FORMATS:
-        raise ParamsError(f"{path}: ingest_format must be one of {list(INGEST_FORMATS)}, got '{value}'")
-    return value
 
 
 def load_params(path: str | Path | None = None, sla_rules_file: str | Path | None = None) -> Params:
@@ -237,6 +232,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     if environment not in envs:
         raise ParamsError(f"{path}: environment '{environment}' is not in {sorted(envs)}")
     env = envs[environment] or {}
+    _check_environment(env, environment, path)
     warehouse_value = os.environ.get("NYC911_WAREHOUSE") or env.get("warehouse")
     warehouse = (base / warehouse_value).resolve() if warehouse_value else None
     tables = _require(data, "tables", path)
@@ -283,8 +279,6 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         unspecified_incident_type=str(data.get("unspecified_incident_type", "Unspecified")),
         fetch=FetchConfig(**fetch_values),
         landing=(base / landing_value).resolve() if landing_value else None,
-        checkpoints=(base / env["checkpoints_dir"]).resolve() if env.get("checkpoints_dir") else None,
-        ingest_format=_ingest_format(env.get("ingest_format", "binaryFile"), path),
         source_file=path,
         anomalies=anomalies,
         alerts=AlertSettings(**alerts),

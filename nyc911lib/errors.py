@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as one line: its first non-empty line (Spark's errors carry a JVM stack trace
+    and hints on the lines after it). A Py4J error's first line only names the Java call
+    (`An error occurred while calling ...`): its Java exception's own line says what went wrong."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if type(exc).__name__ == "Py4JJavaError":
+        java = [line.removeprefix(": ") for line in lines if line.startswith(": ")]
+        lines = java or lines
+    return lines[0] if lines else type(exc).__name__
+
+
 class Nyc911Error(Exception):
     """Base class: the CLI turns these into a one-line message and a non-zero exit."""
 
@@ -34,3 +45,7 @@ class JavaNotFoundError(Nyc911Error):
 
 class ConcurrentRunError(Nyc911Error):
     """Another run holds the warehouse."""
+
+
+class MixedSourcesError(Nyc911Error):
+    """A publication would mix the built-in synthetic sample with real data in one warehouse."""

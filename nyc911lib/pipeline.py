@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib import storage
+from nyc911lib import landing, storage
 from nyc911lib.anomalies import weekly_anomalies
 from nyc911lib.bronze import (
     bronze_column_names,
@@ -31,7 +32,7 @@ from nyc911lib.config import Params
 from nyc911lib.data_quality import data_quality_batches, data_quality_rules
 from nyc911lib.errors import ParamsError, QualityRuleError, SourceError
 from nyc911lib.faults import fault_point
-from nyc911lib.fetch import LANDED_PREFIX
+from nyc911lib.fetch import fetch_csv_export
 from nyc911lib.gold import (
     kpi_monthly_agency,
     kpi_summary,
@@ -60,7 +61,6 @@ from nyc911lib.silver import (
 )
 from nyc911lib.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
 from nyc911lib.spark import size_shuffles
-from nyc911lib.streaming import landing_files, run_available_now, table_changes
 from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 log_ = logging.getLogger("nyc911")
@@ -72,148 +72,260 @@ def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%f}Z-{sha256[:8]}"
 
 
-LANDED_KINDS = ("sample", "file", "live")
+@dataclass(frozen=True)
+class Landed:
+    """A publication a run landed (or found already landed with the same content)."""
+
+    path: Path
+    kind: str
+    new: bool
 
 
-def source_kind_of(file_name: str) -> str:
-    """How a landed file arrived: `<stamp>__<kind>__<name>` (a replay or the sample), a fetched
-    `nyc911_e2e_<stamp>.csv` (live), else a file dropped in by hand."""
-    for kind in LANDED_KINDS:
-        if f"__{kind}__" in file_name:
-            return kind
-    return "live" if file_name.startswith(LANDED_PREFIX) else "file"
+def warehouse_holdings(params: Params) -> landing.Holdings:
+    """What the warehouse holds: the kinds of its landed files and of bronze's ingest log."""
+    return landing.holdings(params.landing_dir, storage.ingested_kinds(params))
 
 
-def publication_id(file_name: str, modified: dt.datetime, sha256: str) -> str:
-    """A landed file's batch id: its landing stamp (else its modification time) and content hash,
-    `20261126T200102123456Z-1a2b3c4d`; ids sort in publication order."""
-    stamp = storage.publication_stamp(file_name) or f"{modified:%Y%m%dT%H%M%S%f}Z"
-    return f"{stamp}-{sha256[:8]}"
+def plan_landing(
+    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
+) -> str | None:
+    """Check what a run asks to land, writing nothing; return its kind (None: nothing to land).
 
-
-def land_source(params: Params, source: str | Path | None) -> tuple[Path, str, bool]:
-    """Check an export and land it as a new publication: (landed file, kind, whether it is new).
-
-    No source means the built-in sample. A file whose content is already in the landing folder
-    is not landed twice. A bad file (missing, empty, HTML, required columns missing) raises here,
-    before anything is landed or written.
+    - No source: the built-in sample in a new, empty warehouse; nothing in one that holds
+      publications (the run then processes what is landed and not processed yet).
+    - `sample`: the built-in sample; `live`: a download of the current export; else a CSV export,
+      checked here (exists, not empty, not HTML, required columns).
+    - The sample is refused where real publications are, a real export where the sample is, and
+      a warehouse that already mixes them is refused too, unless `allow_mixed`.
     """
-    path, kind = resolve_source(params, source)
+    held = warehouse_holdings(params)
+    where = landing.describe(params.warehouse, params.landing_dir)
+    kind = landing.requested_kind(source, held)
+    if kind == "file":
+        resolve_source(params, source)
+    if kind is not None:
+        landing.check_new_publication(held, kind, where, allow_mixed=allow_mixed)
+    landing.check_not_mixed(held, where, allow_mixed=allow_mixed)
+    return kind
+
+
+def land_source(
+    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
+) -> Landed | None:
+    """Land what a run asks for (see `plan_landing`, whose checks all pass first), or nothing.
+
+    A refused source raises before anything is landed or written. A file whose content is already
+    in the landing folder is not landed twice (`Landed.new` is False).
+    """
+    kind = plan_landing(params, source, allow_mixed=allow_mixed)
+    if kind is None:
+        return None
+    if kind == "live":
+        return Landed(fetch_csv_export(params.fetch, params.landing_dir), kind, True)
+    path, _ = resolve_source(params, source)
     landed, new = storage.land_file(path, params.landing_dir, kind)
-    return landed, kind, new
+    return Landed(landed, kind, new)
 
 
-def _bronze_batch(spark: SparkSession, params: Params, files: DataFrame, txn: storage.Txn) -> list[dict]:
-    """One micro-batch of landed files -> bronze rows (one append) and one ingest-log row per file.
+@dataclass(frozen=True)
+class _Publication:
+    """A landed file bronze has not ingested: identity, header and its lines (not yet read)."""
 
-    Every header is checked before anything is written. A file whose content was ingested before
-    (the same export downloaded twice) is logged as a duplicate and not appended again.
+    path: Path
+    kind: str
+    sha256: str
+    header: list[str]
+    batch_id: str
+    bytes: int
+    lines: DataFrame  # path, _source_sha256, _line_number (1 = the header), value
+    data_lines: int
+
+
+def _pending_files(spark: SparkSession, params: Params) -> tuple[list[Path], dict[str, dict]]:
+    """The landed files bronze's ingest log does not list (by file name, so a moved or copied
+    warehouse still knows what it ingested), and the log's rows by file name."""
+    logged: dict[str, dict] = {}
+    if storage.table_exists(spark, params, "bronze", "ingest_log"):
+        columns = ("source_file", "source_kind", "source_sha256", "batch_id", "status")
+        for r in storage.read_table(spark, params, "bronze", "ingest_log").select(*columns).collect():
+            logged[Path(r["source_file"]).name] = r.asDict()
+    pending = [p for p in landing.landed_files(params.landing_dir) if p.name not in logged]
+    return pending, logged
+
+
+def _read_publications(
+    spark: SparkSession, params: Params, files: list[Path]
+) -> tuple[list[_Publication], list[DataFrame]]:
+    """Hash, split and check every pending file, before anything is written.
+
+    Small files are read whole (Spark's binaryFile reader, hashed in Spark); a file over
+    `performance.whole_file_max_mb` is read in parallel line splits and hashed on the driver, so
+    no task has to hold a whole file. Every header is checked here: one bad file stops the run
+    with its name and nothing is appended. Files are keyed by name (unique in a landing folder).
     """
-    found = {r["path"]: r for r in files.select("path", "modificationTime", "length").collect()}
-    # Small files are read whole (their content is already in `files`); a file over the limit is
-    # read in parallel line splits and hashed on the driver, so no task has to hold a whole file.
     limit = params.performance.whole_file_max_mb * 2**20
-    big = sorted(path for path, f in found.items() if f["length"] > limit)
-    lines = lines_of_files(files.where(~F.col("path").isin(big)) if big else files).persist()
-    try:
-        sha_of, header_of, data_lines, line_frames = {}, {}, {}, {}
-        for r in lines.where(F.col("_line_number") == 1).select("path", "_source_sha256", "value").collect():
-            sha_of[r["path"]], header_of[r["path"]] = r["_source_sha256"], parse_header_line(r["value"])
-        for r in lines.where(F.col("_line_number") > 1).groupBy("path").count().collect():
-            data_lines[r["path"]] = r["count"]  # every line but the header is one bronze row
-        for path in big:
-            local = storage.local_file(path)
-            sha_of[path], header_of[path] = storage.file_sha256(local), storage.read_source_header(local)
-            text = storage.read_file_lines(spark, path)
-            line_frames[path] = text.transform(lines_of_text_file(path, sha_of[path]))
-            data_lines[path] = text.count() - 1  # one plain pass: numbering the lines is not needed
-        for path in sorted(found):
-            if path not in header_of:
-                raise SourceError(f"landed file is empty: {path}; remove it from the landing folder")
-            check_required_columns(path, bronze_column_names(header_of[path]))
-        seen: dict[str, str] = {}
-        if storage.table_exists(spark, params, "bronze", "e2e_raw"):
-            seen = {
-                r[0]: r[1]
-                for r in storage.read_table(spark, params, "bronze", "e2e_raw")
-                .where(F.col("_source_sha256").isin(list(sha_of.values())))
-                .select("_source_sha256", "_batch_id")
-                .distinct()
-                .collect()
-            }
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        frames, log = [], []
-        files_in_order = sorted(
-            found.values(),
-            key=lambda f: publication_id(Path(f["path"]).name, f["modificationTime"], sha_of[f["path"]]),
-        )
-        for f in files_in_order:
-            path, sha = f["path"], sha_of[f["path"]]
-            name, kind = Path(path).name, source_kind_of(Path(path).name)
-            batch_id = publication_id(name, f["modificationTime"], sha)
-            # the same content under an earlier batch id; a replay of this very batch is not a
-            # duplicate (it is appended again and Delta's transaction id skips it)
-            duplicate_of = seen.get(sha) if seen.get(sha, batch_id) != batch_id else None
-            entry = {
-                "batch_id": batch_id,
-                "source_file": path.removeprefix("file:"),
-                "source_kind": kind,
-                "source_sha256": sha,
-                "bytes": f["length"],
-                "status": "duplicate" if duplicate_of else "ingested",
-                "duplicate_of": duplicate_of,
-                "ingested_at": now,
-                "rows": 0 if duplicate_of else data_lines.get(path, 0),
-            }
-            log.append(entry)
-            if duplicate_of:
-                log_.info("bronze: %s has the content of batch %s; not appended", path, duplicate_of)
-                continue
-            seen[sha] = batch_id
-            frames.append(
-                line_frames.get(path, lines.where(F.col("path") == path))
-                .drop("path")
-                .transform(
-                    bronze_from_numbered_lines(
-                        header_of[path], entry["source_file"], kind, batch_id, F.lit(now)
-                    )
-                )
+    small = [p for p in files if p.stat().st_size <= limit]
+    sha_of, header_of, data_lines, line_frames = {}, {}, {}, {}
+    cached = []
+    if small:
+        whole = spark.read.format("binaryFile").load([p.resolve().as_uri() for p in small])
+        lines = lines_of_files(whole).withColumn("_name", _file_name(F.col("path"))).persist()
+        cached.append(lines)
+        firsts = lines.where(F.col("_line_number") == 1).select("_name", "_source_sha256", "value")
+        for r in firsts.collect():
+            sha_of[r["_name"]], header_of[r["_name"]] = r["_source_sha256"], parse_header_line(r["value"])
+        for r in lines.where(F.col("_line_number") > 1).groupBy("_name").count().collect():
+            data_lines[r["_name"]] = r["count"]  # every line but the header is one bronze row
+        for p in small:
+            line_frames[p.name] = lines.where(F.col("_name") == p.name).drop("_name")
+    for p in files:
+        if p in small:
+            continue
+        uri = p.resolve().as_uri()
+        sha_of[p.name], header_of[p.name] = storage.file_sha256(p), storage.read_source_header(p)
+        text = storage.read_file_lines(spark, uri)
+        line_frames[p.name] = text.transform(lines_of_text_file(uri, sha_of[p.name]))
+        data_lines[p.name] = text.count() - 1  # one plain pass: numbering the lines is not needed
+    publications = []
+    for p in files:
+        if p.name not in header_of:
+            raise SourceError(f"landed file is empty: {p}; remove it from the landing folder")
+        check_required_columns(str(p), bronze_column_names(header_of[p.name]))
+        stat = p.stat()
+        modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc).replace(tzinfo=None)
+        publications.append(
+            _Publication(
+                path=p,
+                kind=landing.source_kind_of(p.name),
+                sha256=sha_of[p.name],
+                header=header_of[p.name],
+                batch_id=landing.publication_id(p.name, modified, sha_of[p.name]),
+                bytes=stat.st_size,
+                lines=line_frames[p.name],
+                data_lines=data_lines.get(p.name, 0),
             )
-        if frames:
-            bronze = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
-            storage.write_table(bronze, params, "bronze", "e2e_raw", mode="append", txn=txn)
-            fault_point("bronze.after_append")
-        log_df = spark.createDataFrame(log, schema=INGEST_LOG_SCHEMA)
-        storage.write_table(log_df, params, "bronze", "ingest_log", mode="append", txn=txn)
-        return log
-    finally:
-        lines.unpersist()
+        )
+    return sorted(publications, key=lambda pub: pub.batch_id), cached
+
+
+def _file_name(path: F.Column) -> F.Column:
+    """The file name of a path as Spark reports it (`file:/a/b%20c.csv` -> `b c.csv`)."""
+    return F.url_decode(F.regexp_extract(path, r"([^/]+)$", 1))
 
 
 INGEST_LOG_SCHEMA = (
     "batch_id STRING, source_file STRING, source_kind STRING, source_sha256 STRING, bytes BIGINT, "
     "status STRING, duplicate_of STRING, ingested_at TIMESTAMP, rows BIGINT"
 )
+BRONZE_TXN_PREFIX = "nyc911-bronze-"  # + batch id: the idempotent append of one publication
 
 
-def ingest_bronze(spark: SparkSession, params: Params) -> list[dict]:
-    """Append every landed file not yet ingested to bronze (Structured Streaming, availableNow).
+def ingest_bronze(spark: SparkSession, params: Params, *, allow_mixed: bool = False) -> list[dict]:
+    """Append every landed file that bronze's ingest log does not list yet; return this run's
+    ingest-log entries (empty: nothing new, and no table changed).
 
-    Returns the ingest-log entries of this run (empty: nothing new, and no table changed). When
-    bronze was removed, its checkpoint is reset so the whole landing folder is ingested again.
+    No streaming checkpoint: the landing folder and the ingest log (by file name) say what is
+    new, so a warehouse can be copied or moved. Each publication is one bronze append carrying
+    the Delta transaction id `nyc911-bronze-<batch id>`; the ingest log is appended last. A run
+    killed in between is simply run again: the file is still new, its append is skipped by
+    Delta, and the log is written. A file whose content was ingested before (the same export
+    downloaded twice) is logged as a duplicate and not appended again.
     """
-    checkpoint = storage.checkpoint_dir(params, "bronze")
-    if not storage.table_exists(spark, params, "bronze", "e2e_raw"):
-        storage.reset_checkpoint(checkpoint)
     if params.warehouse is not None:
         params.landing_dir.mkdir(parents=True, exist_ok=True)
-    entries: list[dict] = []
+    files, logged = _pending_files(spark, params)
+    legacy = _legacy_checkpoint(params, "bronze")
+    if not files:
+        _drop_legacy_checkpoint(params, "bronze")
+        return []
+    held = landing.holdings(params.landing_dir, {r["source_kind"] for r in logged.values()})
+    landing.check_not_mixed(
+        held, landing.describe(params.warehouse, params.landing_dir), allow_mixed=allow_mixed
+    )
+    publications, cached = _read_publications(spark, params, files)
+    seen = {r["source_sha256"]: r["batch_id"] for r in logged.values() if r["status"] == "ingested"}
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    log = []
+    try:
+        for pub in publications:
+            duplicate_of = seen.get(pub.sha256)
+            source_file = str(pub.path)
+            log.append(
+                {
+                    "batch_id": pub.batch_id,
+                    "source_file": source_file,
+                    "source_kind": pub.kind,
+                    "source_sha256": pub.sha256,
+                    "bytes": pub.bytes,
+                    "status": "duplicate" if duplicate_of else "ingested",
+                    "duplicate_of": duplicate_of,
+                    "ingested_at": now,
+                    "rows": 0 if duplicate_of else pub.data_lines,
+                }
+            )
+            if duplicate_of:
+                log_.info("bronze: %s has the content of batch %s; not appended", pub.path.name, duplicate_of)
+                continue
+            seen[pub.sha256] = pub.batch_id
+            if legacy and _bronze_has_batch(spark, params, pub.batch_id):
+                continue  # appended by an earlier version whose checkpoint was not committed
+            rows = pub.lines.drop("path").transform(
+                bronze_from_numbered_lines(pub.header, source_file, pub.kind, pub.batch_id, F.lit(now))
+            )
+            storage.write_table(
+                rows, params, "bronze", "e2e_raw", mode="append", txn=(BRONZE_TXN_PREFIX + pub.batch_id, 0)
+            )
+            fault_point("bronze.after_append")
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    storage.write_table(
+        spark.createDataFrame(log, schema=INGEST_LOG_SCHEMA), params, "bronze", "ingest_log", mode="append"
+    )
+    _drop_legacy_checkpoint(params, "bronze")
+    return log
 
-    def handle(files: DataFrame, _batch_id: int, txn: storage.Txn) -> None:
-        entries.extend(_bronze_batch(spark, params, files, txn))
 
-    run_available_now(spark, landing_files(spark, params), "bronze", checkpoint, handle)
-    return entries
+def _bronze_has_batch(spark: SparkSession, params: Params, batch_id: str) -> bool:
+    if not storage.table_exists(spark, params, "bronze", "e2e_raw"):
+        return False
+    bronze = storage.read_table(spark, params, "bronze", "e2e_raw")
+    return bronze.where(F.col("_batch_id") == batch_id).limit(1).count() > 0
+
+
+# --- Warehouses of earlier versions: Structured Streaming checkpoints --------------------------
+# Runs used to be driven by `availableNow` streams with checkpoints in <warehouse>/_checkpoints.
+# Those checkpoints held absolute file paths (a copied warehouse broke). The first run of this
+# version upgrades such a warehouse in place: a micro-batch an earlier run left unfinished is
+# completed (bronze: a publication already appended is not appended again; silver: rebuilt from
+# bronze), then the checkpoint folder is removed.
+
+
+def _legacy_checkpoint(params: Params, stream: str) -> bool:
+    """Whether an earlier version left an unfinished micro-batch of `stream` (an offset written,
+    its commit not)."""
+    if params.warehouse is None:
+        return False
+    folder = params.warehouse / LEGACY_CHECKPOINTS / stream
+
+    def batches(sub: str) -> set[int]:
+        return {int(p.name) for p in (folder / sub).glob("*") if p.name.isdigit()}
+
+    return bool(batches("offsets") - batches("commits"))
+
+
+def _drop_legacy_checkpoint(params: Params, stream: str) -> None:
+    if params.warehouse is None:
+        return
+    root = params.warehouse / LEGACY_CHECKPOINTS
+    if (root / stream).exists():
+        shutil.rmtree(root / stream)
+        log_.info("upgrade: removed the %s streaming checkpoint of an earlier version", stream)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+
+
+LEGACY_CHECKPOINTS = "_checkpoints"
 
 
 def _size_shuffles_to_bronze(spark: SparkSession, params: Params) -> int:
@@ -307,7 +419,7 @@ def silver_tables(evaluated: DataFrame, params: Params) -> SilverTables:
     )
 
 
-SILVER_OUTPUTS = ("e2e_weekly", "quarantine", "superseded")
+SILVER_OUTPUTS = ("e2e_weekly", "quarantine", "superseded", "dq_metrics", "batch_accounting")
 ACCOUNTING_OUTCOMES = ("silver", "unchanged", "superseded")
 
 
@@ -348,13 +460,22 @@ def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
 
 
 def _silver_batch(
-    spark: SparkSession, params: Params, bronze: DataFrame, txn: storage.Txn, run_id: str
+    spark: SparkSession,
+    params: Params,
+    bronze: DataFrame,
+    *,
+    txn: storage.Txn,
+    run_id: str,
+    metadata: dict,
 ) -> list[dict]:
-    """Apply one micro-batch of new bronze rows to silver; return its per-publication accounting.
+    """Apply one batch of new bronze rows to silver; return its per-publication accounting.
 
-    Order of the commits, chosen so a crash anywhere loses nothing: quarantine, superseded rows,
-    metrics and accounting are appended first (idempotent), the silver MERGE comes last. A replay
-    of the batch recomputes the same rows against the same silver and Delta skips what it has.
+    Order of the commits, chosen so a crash anywhere loses nothing: superseded rows, quarantine
+    and metrics first, then the silver MERGE, and the accounting last: the accounting is the
+    record of what silver has processed. Every commit carries the transaction id `txn` (Delta
+    skips a replayed one) and `metadata` (the bronze version the batch covers). A replay
+    recomputes the outcomes against silver as it was before the batch (pinned to the version
+    before its MERGE when that committed), so it writes exactly what the first attempt wrote.
     """
     evaluated = bronze.transform(evaluate_bronze(params)).persist()
     outcomes = None
@@ -377,36 +498,43 @@ def _silver_batch(
             )
         valid = evaluated.where(~is_quarantined(evaluated)).drop(*_EVALUATION_COLUMNS)
         versions = valid.withColumn("_origin", F.lit(1))
-        # Pinned to the version read now: Spark re-evaluates these frames after the MERGE (the
-        # MERGE invalidates cached plans over silver) and they must still describe this batch.
-        silver_version = storage.table_version(spark, params, "silver", "e2e_weekly")
-        silver_exists = silver_version is not None
-        if silver_exists:
+        # Pinned to a version: Spark re-evaluates these frames after the MERGE (the MERGE
+        # invalidates cached plans over silver) and they must still describe silver before it.
+        silver_version = _silver_version_before(spark, params, metadata)
+        if silver_version is not None:
             current = storage.read_table(spark, params, "silver", "e2e_weekly", silver_version).join(
                 valid.select(*NATURAL_KEY).distinct(), list(NATURAL_KEY), "left_semi"
             )
             versions = versions.unionByName(current.withColumn("_origin", F.lit(0)), allowMissingColumns=True)
         outcomes = versions.transform(restatement_outcomes()).persist()
         moved = F.col("outcome").isin("replaced", "superseded")
-        superseded = outcomes.where(moved).drop("_origin", "outcome")
-        storage.write_table(superseded, params, "silver", "superseded", mode="append", txn=txn)
-        quarantine = quarantine_rows(evaluated)
-        storage.write_table(quarantine, params, "silver", "quarantine", mode="append", txn=txn)
-        storage.write_table(metrics, params, "silver", "dq_metrics", mode="append", txn=txn)
-        accounting = _batch_accounting(evaluated, outcomes).select(*stamp, "*")
-        storage.write_table(accounting, params, "silver", "batch_accounting", mode="append", txn=txn)
+        write = partial(
+            storage.write_table, params=params, layer="silver", mode="append", txn=txn, metadata=metadata
+        )
+        write(outcomes.where(moved).drop("_origin", "outcome"), key="superseded")
+        write(quarantine_rows(evaluated), key="quarantine")
+        write(metrics, key="dq_metrics")
         fault_point("silver.before_merge")
         rows = outcomes.where(F.col("outcome") == "silver").drop(
             "_origin", "outcome", "superseded_by_batch_id", "superseded_by_line_number"
         )
-        if silver_exists:
+        if storage.table_exists(spark, params, "silver", "e2e_weekly"):
             storage.merge_on_key(
-                spark, params, "silver", "e2e_weekly", rows, on=NATURAL_KEY, values=VALUE_COLUMNS, txn=txn
+                spark,
+                params,
+                "silver",
+                "e2e_weekly",
+                rows,
+                on=NATURAL_KEY,
+                values=VALUE_COLUMNS,
+                txn=txn,
+                metadata=metadata,
             )
         else:
-            storage.write_table(
-                rows, params, "silver", "e2e_weekly", mode="append", txn=txn, properties=SILVER_PROPERTIES
-            )
+            write(rows, key="e2e_weekly", properties=SILVER_PROPERTIES)
+        fault_point("silver.after_merge")
+        accounting = _batch_accounting(evaluated, outcomes).select(*stamp, "*")
+        write(accounting, key="batch_accounting")
         return [r.asDict() for r in accounting.orderBy("batch_id").collect()]
     finally:
         evaluated.unpersist()
@@ -414,45 +542,90 @@ def _silver_batch(
             outcomes.unpersist()
 
 
+def _silver_version_before(spark: SparkSession, params: Params, metadata: dict) -> int | None:
+    """The version of silver.e2e_weekly a batch is applied to: the current one, or, when this
+    batch's own MERGE already committed (a replay after a crash), the one before it. None: no
+    silver before this batch."""
+    last = storage.last_commit(spark, params, "silver", "e2e_weekly")
+    if last is None:
+        return None
+    version, found = last
+    if (found or {}).get("bronze") != metadata["bronze"]:
+        return version
+    return version - 1 if version > 0 else None
+
+
 # Change Data Feed on silver: every insert, and the before/after image of every restatement.
 SILVER_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+SILVER_TXN_PREFIX = "nyc911-silver-"  # + bronze's table id; the version is the bronze version
+
+
+def _bronze_mark(metadata: dict | None, bronze_id: str) -> int | None:
+    """The bronze version a silver commit's metadata records, when it is of this bronze table."""
+    table, _, version = str((metadata or {}).get("bronze", "")).rpartition("@")
+    return int(version) if table == bronze_id and version.isdigit() else None
+
+
+def _silver_target(spark: SparkSession, params: Params, bronze_id: str, bronze_version: int) -> int:
+    """The bronze version the next silver batch covers: the one a batch interrupted by a crash
+    recorded in the silver tables it had committed (it is replayed exactly), else the current."""
+    done = _bronze_mark(storage.last_commit_metadata(spark, params, "silver", "batch_accounting"), bronze_id)
+    started = [
+        _bronze_mark(storage.last_commit_metadata(spark, params, "silver", key), bronze_id)
+        for key in SILVER_OUTPUTS
+        if key != "batch_accounting"
+    ]
+    unfinished = [v for v in started if v is not None and (done is None or v > done)]
+    return min(unfinished) if unfinished else bronze_version
 
 
 def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh: bool = False) -> list[dict]:
-    """Apply the bronze rows silver has not seen yet (Structured Streaming on the bronze table).
+    """Apply the bronze publications silver has not accounted for yet; return this run's
+    accounting rows (empty: nothing new, and no table changed).
 
-    Each micro-batch is typed, checked against the quality rules and MERGEd on the natural key:
-    a newer publication's different row replaces the current one (the old one moves to
-    superseded), an identical row is a no-op. `full_refresh` (or a missing silver table) drops
-    silver and its checkpoint and replays all of bronze. Returns this run's accounting rows
-    (empty: nothing new, and no table changed).
+    What is new is read from the tables, not from a streaming checkpoint: every publication in
+    bronze that `silver.batch_accounting` (written last in each batch) does not list. The rows
+    are typed, checked against the quality rules and MERGEd on the natural key: a newer
+    publication's different row replaces the current one (the old one moves to superseded), an
+    identical row is a no-op. `full_refresh` drops silver and replays all of bronze in one batch,
+    which ends where the incremental runs end.
     """
-    checkpoint = storage.checkpoint_dir(params, "silver")
-    missing = not all(storage.table_exists(spark, params, "silver", t) for t in SILVER_OUTPUTS)
-    if full_refresh or missing:
-        for table in SILVER_OUTPUTS:
-            storage.drop_table(spark, params, "silver", table)
-        storage.reset_checkpoint(checkpoint)
+    present = {key: storage.table_exists(spark, params, "silver", key) for key in SILVER_OUTPUTS}
+    # The accounting is written last: once it exists, every silver table does. A table missing
+    # beside it (removed by hand) means silver no longer describes bronze: rebuild it.
+    rebuild = full_refresh or _legacy_checkpoint(params, "silver") or (
+        present["batch_accounting"] and not all(present.values())
+    )
+    if rebuild:
+        for key in SILVER_OUTPUTS:
+            storage.drop_table(spark, params, "silver", key)
+    _drop_legacy_checkpoint(params, "silver")
+    state = storage.table_state(spark, params, "bronze", "e2e_raw")
+    if state is None:
+        return []
+    if not rebuild and (storage.last_commit_metadata(spark, params, "silver", "batch_accounting") or {}).get(
+        "bronze"
+    ) == state:
+        log_.info("silver: bronze unchanged (%s) since silver last accounted for it", state)
+        return []
+    bronze_id, bronze_version = state.rsplit("@", 1)[0], int(state.rsplit("@", 1)[1])
     accounting: list[dict] = []
-    # A run with nothing new in bronze skips even starting the stream (measured 4-8 s for a Delta
-    # source with nothing to read): the mark is bronze's table id and version read *before* the
-    # last run's availableNow stream started and written only after it ended, so every bronze
-    # commit up to it was processed. A crash leaves the old mark (or none), and a bronze table
-    # written anew has another id: the stream runs.
-    bronze_state = storage.table_state(spark, params, "bronze", "e2e_raw")
-    if bronze_state is not None and storage.source_version_mark(checkpoint) == bronze_state:
-        log_.info("silver: bronze unchanged (%s) since silver last read it", bronze_state)
-        return accounting
-
-    _size_shuffles_to_bronze(spark, params)
-
-    def handle(bronze: DataFrame, _batch_id: int, txn: storage.Txn) -> None:
-        accounting.extend(_silver_batch(spark, params, bronze, txn, run_id))
-
-    stream = table_changes(spark, params, "bronze", "e2e_raw")
-    run_available_now(spark, stream, "silver", checkpoint, handle)
-    storage.mark_source_version(checkpoint, bronze_state)
-    return accounting
+    while True:
+        target = _silver_target(spark, params, bronze_id, bronze_version)
+        bronze = storage.read_table(spark, params, "bronze", "e2e_raw", target)
+        done = set()
+        if storage.table_exists(spark, params, "silver", "batch_accounting"):
+            logged = storage.read_table(spark, params, "silver", "batch_accounting")
+            done = {r[0] for r in logged.select("batch_id").distinct().collect()}
+        batches = sorted({r[0] for r in bronze.select("_batch_id").distinct().collect()} - done)
+        if batches:
+            _size_shuffles_to_bronze(spark, params)
+            txn = (SILVER_TXN_PREFIX + bronze_id, target)
+            rows = bronze.where(F.col("_batch_id").isin(batches))
+            metadata = {"bronze": f"{bronze_id}@{target}"}
+            accounting += _silver_batch(spark, params, rows, txn=txn, run_id=run_id, metadata=metadata)
+        if target >= bronze_version:
+            return accounting
 
 
 @dataclass(frozen=True)
@@ -586,6 +759,7 @@ def build_gold(
     # overhead, not CPU: writing them from a few threads at once overlaps that latency. Each write
     # is still its own atomic commit carrying the same state.
     views = gold_views(spark, params, weekly)
+    fault_point("gold.parallel_writes")
     with ThreadPoolExecutor(max_workers=GOLD_WRITERS, thread_name_prefix="gold") as pool:
         writes = [
             pool.submit(storage.write_table, frame, params, "gold", table, metadata=state)
@@ -626,9 +800,10 @@ def run_layers(
     full_refresh: bool = False,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    allow_mixed: bool = False,
 ) -> RunOutcome:
     """Bronze, silver and gold in one process (what the notebooks do one layer each)."""
-    ingested = ingest_bronze(spark, params)
+    ingested = ingest_bronze(spark, params, allow_mixed=allow_mixed)
     accounting = build_silver(spark, params, run_id, full_refresh)
     before = storage.table_version(spark, params, "gold", "kpi_summary")
     summary = build_gold(spark, params, date_from, date_to, force=full_refresh)
@@ -664,22 +839,15 @@ def parse_flag(value: str | bool | None, name: str) -> bool:
     raise ParamsError(f"{name} must be true or false, got '{value}'")
 
 
-def sample_source_path(params: Params) -> Path:
-    """Where a run without a source lands the built-in synthetic sample."""
-    if params.warehouse is None:
-        raise ParamsError("the built-in sample needs a local warehouse; pass a source instead")
-    return params.warehouse / "sample" / "nyc911_sample.csv"
-
-
 def resolve_source(params: Params, source: str | Path | None) -> tuple[Path, str]:
-    """The file to ingest and its kind: a given export (`file`) or the built-in sample (`sample`),
-    written on first use. The source is checked (exists, not empty, required columns) here, so a
-    bad source fails before any Spark work."""
-    if source is None:
-        path = sample_source_path(params)
+    """The file to ingest and its kind: a given export (`file`) or, for None or `sample`, the
+    built-in sample (`sample`), written on first use. The source is checked (exists, not empty,
+    required columns) here, so a bad source fails before any Spark work."""
+    if source is None or str(source) == landing.SAMPLE_SOURCE:
+        path = landing.sample_source_path(params.warehouse)
         if not path.is_file():
             write_sample(path)
-        kind = "sample"
+        kind = landing.SAMPLE
     else:
         path, kind = Path(source).resolve(), "file"
     header = storage.read_source_header(path)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import papermill as pm
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from nyc911lib.errors import Nyc911Error
+from nyc911lib.errors import Nyc911Error, one_line
 from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME
 
 NOTEBOOKS = ("01_bronze", "02_silver", "03_gold", "04_kpi_report")
@@ -42,8 +44,19 @@ class RunResult:
     summary: dict
 
 
+def _start_kernel(run_dir: Path) -> AsyncKernelManager:
+    """Start the run's one kernel: local IPC sockets (no TCP port, so ipykernel does not warn about
+    unencrypted TCP), its own output (and its JVM's, started in it) to `run_dir/kernel.log`, never
+    the terminal. nbclient reuses a kernel that is already running."""
+    sockets = Path(tempfile.mkdtemp(prefix="nyc911-kernel-"))
+    kernel = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(sockets / "kernel"))
+    with (run_dir / "kernel.log").open("ab") as log:
+        run_sync(kernel.start_kernel)(stdout=log, stderr=log, cwd=str(NOTEBOOKS_DIR))
+    return kernel
+
+
 def _error_line(exc: pm.PapermillExecutionError) -> str:
-    return f"{exc.ename}: {exc.evalue}".strip()
+    return f"{exc.ename}: {one_line(Exception(exc.evalue))}" if exc.evalue.strip() else exc.ename
 
 
 def run_notebooks(
@@ -58,7 +71,7 @@ def run_notebooks(
     traceback, stays in `run_dir` for inspection).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    kernel = AsyncKernelManager(kernel_name=KERNEL_NAME)  # started by the first notebook
+    kernel = _start_kernel(run_dir)
     try:
         for i, name in enumerate(NOTEBOOKS, start=1):
             source = NOTEBOOKS_DIR / f"{name}.ipynb"
@@ -76,7 +89,7 @@ def run_notebooks(
                     cwd=str(NOTEBOOKS_DIR),
                     progress_bar=False,
                     kernel_name=KERNEL_NAME,
-                    km=kernel,  # not owned by the notebook's client: it stays up for the next one
+                    km=kernel,  # running, and not owned by the notebook's client: it stays up
                 )
             except pm.PapermillExecutionError as exc:
                 raise NotebookFailedError(f"{name} failed: {_error_line(exc)}") from None
@@ -84,6 +97,7 @@ def run_notebooks(
     finally:
         if kernel.has_kernel:
             run_sync(kernel.shutdown_kernel)(now=True)
+        shutil.rmtree(Path(kernel.ip).parent, ignore_errors=True)
     summary_path = reports_dir / SUMMARY_NAME
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     return RunResult(run_dir, reports_dir / REPORT_NAME, summary)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -90,12 +94,45 @@ def delta_jars(jars_dir: Path | None = None) -> list[Path]:
     return wanted if all(p.is_file() for p in wanted) else []
 
 
+def spark_log_path() -> Path:
+    """Where the local driver JVM writes its own output (Java warnings, Spark's log):
+    `NYC911_SPARK_LOG`, else `nyc911-spark-<uid>.log` in the temporary folder."""
+    default = Path(tempfile.gettempdir()) / f"nyc911-spark-{os.getuid()}.log"
+    return Path(os.environ.get("NYC911_SPARK_LOG") or default)
+
+
+@contextlib.contextmanager
+def jvm_output_to(log: Path) -> Iterator[None]:
+    """Point this process's stdout and stderr (file descriptors 1 and 2) at `log` for the block.
+
+    The driver JVM inherits them when it starts: started inside this block, its warnings (`Using
+    incubator modules`), Spark's start-up lines and every later log line go to `log` and never
+    to the terminal or a notebook's output, where errors must stay one line.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = os.dup(1), os.dup(2)
+    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, target):
+            os.close(fd)
+
+
 def get_spark(app_name: str = "nyc911") -> SparkSession:
     """Return the session to use: the active one on Databricks, else a local Delta session.
 
     Locally the Delta jars come from `.jars/` when `make` fetched them, else through Spark's own
-    Maven resolution on first use (cached under ~/.ivy2*); no jar is committed. Logs are quiet
-    (errors only) and calling it twice returns the same session.
+    Maven resolution on first use (cached under ~/.ivy2*); no jar is committed. The driver JVM's
+    own output goes to `spark_log_path()` (warnings and errors), never to the terminal, and
+    calling it twice returns the same session.
     """
     active = SparkSession.getActiveSession()
     if active is not None or is_databricks():
@@ -112,8 +149,9 @@ def get_spark(app_name: str = "nyc911") -> SparkSession:
         builder = builder.config("spark.jars", ",".join(str(p) for p in jars))
     else:
         builder = configure_spark_with_delta_pip(builder)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("NYC911_SPARK_LOG_LEVEL", "ERROR"))
+    with jvm_output_to(spark_log_path()):
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("NYC911_SPARK_LOG_LEVEL", "WARN"))
     return spark
 
 

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from nyc911lib.config import Params
 from nyc911lib.errors import ConcurrentRunError, ParamsError, SourceError
+from nyc911lib.landing import LANDED_GLOB, landed_stamp
 
 _HEADER_PEEK_BYTES = 64 * 1024
 
@@ -46,12 +47,22 @@ def table_name(params: Params, layer: str, key: str) -> str:
     return str(params.warehouse / layer / table)
 
 
+_COMMIT_FILE = re.compile(r"^\d{20}\.(json|checkpoint(\.\d+\.\d+)?\.parquet)$")
+
+
+def has_commit(table_dir: str | Path) -> bool:
+    """Whether a local Delta folder holds at least one commit. A write killed before its first
+    commit leaves a `_delta_log` folder with no commit (or data files only): not a table."""
+    log = Path(table_dir) / "_delta_log"
+    return log.is_dir() and any(_COMMIT_FILE.match(p.name) for p in log.iterdir())
+
+
 def table_exists(spark: SparkSession, params: Params, layer: str, key: str) -> bool:
-    """Whether the table has been written at least once."""
+    """Whether the table has been committed at least once (a half-created folder is not a table)."""
     name = table_name(params, layer, key)
     if params.catalog:
         return spark.catalog.tableExists(name)
-    return (Path(name) / "_delta_log").is_dir()
+    return has_commit(name)
 
 
 def read_table(
@@ -192,14 +203,9 @@ def zorder_table(
 ) -> None:
     """OPTIMIZE a table with Z-ORDER BY `columns` (one commit, carrying `metadata` as its
     userMetadata like the write before it, so the table still reads as written from its inputs)."""
-    conf = "spark.databricks.delta.commitInfo.userMetadata"
-    if metadata is not None:
-        spark.conf.set(conf, json.dumps(metadata, sort_keys=True))
-    try:
+    confs = {_USER_METADATA_CONF: json.dumps(metadata, sort_keys=True)} if metadata is not None else {}
+    with _session_confs(spark, confs):
         delta_table(spark, params, layer, key).optimize().executeZOrderBy(*columns)
-    finally:
-        if metadata is not None:
-            spark.conf.unset(conf)
 
 
 def table_size_bytes(spark: SparkSession, params: Params, layer: str, key: str) -> int:
@@ -209,29 +215,39 @@ def table_size_bytes(spark: SparkSession, params: Params, layer: str, key: str) 
     return int(delta_table(spark, params, layer, key).detail().first()["sizeInBytes"])
 
 
-def last_commit_metadata(spark: SparkSession, params: Params, layer: str, key: str) -> dict | None:
-    """The userMetadata (JSON) of a table's latest commit; None when absent or not JSON."""
-    if not table_exists(spark, params, layer, key):
-        return None
-    text = delta_table(spark, params, layer, key).history(1).first()["userMetadata"]
+def _metadata(text: str | None) -> dict | None:
     try:
-        return json.loads(text) if text else None
+        value = json.loads(text) if text else None
     except ValueError:
         return None
+    return value if isinstance(value, dict) else None
+
+
+def last_commit_metadata(spark: SparkSession, params: Params, layer: str, key: str) -> dict | None:
+    """The userMetadata (JSON) of a table's latest commit; None when absent or not JSON."""
+    found = last_commit(spark, params, layer, key)
+    return found[1] if found else None
+
+
+def last_commit(spark: SparkSession, params: Params, layer: str, key: str) -> tuple[int, dict | None] | None:
+    """(version, userMetadata as JSON) of a table's latest commit; None when there is no table."""
+    if not table_exists(spark, params, layer, key):
+        return None
+    row = delta_table(spark, params, layer, key).history(1).first()
+    return row["version"], _metadata(row["userMetadata"])
 
 
 @contextlib.contextmanager
-def idempotent_dml(spark: SparkSession, txn: Txn) -> Iterator[None]:
-    """Run Delta DML (MERGE) as an idempotent write: the session confs Delta reads for DML, set
-    for the block only."""
-    keys = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
-    spark.conf.set(keys[0], txn[0])
-    spark.conf.set(keys[1], str(txn[1]))
+def _session_confs(spark: SparkSession, confs: dict[str, str]) -> Iterator[None]:
+    """Set session confs for the block only (Delta reads a DML command's transaction id and
+    commit metadata from them)."""
+    for key, value in confs.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        for k in keys:
-            spark.conf.unset(k)
+        for key in confs:
+            spark.conf.unset(key)
 
 
 def merge_on_key(
@@ -244,12 +260,20 @@ def merge_on_key(
     on: Sequence[str],
     values: Sequence[str],
     txn: Txn,
+    metadata: dict | None = None,
 ) -> None:
     """Upsert `rows` (one per key) into a table: insert new keys, update a key only when one of
-    `values` differs (an identical row is a no-op). One idempotent Delta MERGE commit."""
+    `values` differs (an identical row is a no-op). One idempotent Delta MERGE commit (none when
+    nothing changes), carrying `metadata` as its userMetadata."""
     match = " AND ".join(f"t.`{k}` = s.`{k}`" for k in on)
     differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values)
-    with idempotent_dml(spark, txn):
+    confs = {
+        "spark.databricks.delta.write.txnAppId": txn[0],
+        "spark.databricks.delta.write.txnVersion": str(txn[1]),
+    }
+    if metadata is not None:
+        confs[_USER_METADATA_CONF] = json.dumps(metadata, sort_keys=True)
+    with _session_confs(spark, confs):
         (
             delta_table(spark, params, layer, key)
             .alias("t")
@@ -258,6 +282,9 @@ def merge_on_key(
             .whenNotMatchedInsertAll()
             .execute()
         )
+
+
+_USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def drop_table(spark: SparkSession, params: Params, layer: str, key: str) -> None:
@@ -269,19 +296,6 @@ def drop_table(spark: SparkSession, params: Params, layer: str, key: str) -> Non
         shutil.rmtree(name, ignore_errors=True)
 
 
-def checkpoint_dir(params: Params, stream: str) -> str:
-    """The checkpoint folder of a streaming query: `<checkpoints>/<stream>`."""
-    return f"{str(params.checkpoints_dir).rstrip('/')}/{stream}"
-
-
-def reset_checkpoint(checkpoint: str) -> None:
-    """Forget what a stream has processed (it starts again from the beginning of its source)."""
-    shutil.rmtree(checkpoint, ignore_errors=True)
-
-
-SOURCE_MARK = "_nyc911_source_version"  # beside Spark's own files in a checkpoint folder
-
-
 def table_state(spark: SparkSession, params: Params, layer: str, key: str) -> str | None:
     """`<Delta table id>@<version>`: which table, at which commit (None: it does not exist). The
     id tells a table dropped and written again apart from the old one at the same version."""
@@ -291,58 +305,33 @@ def table_state(spark: SparkSession, params: Params, layer: str, key: str) -> st
     return f"{table.detail().first()['id']}@{table.history(1).first()['version']}"
 
 
-def source_version_mark(checkpoint: str) -> str | None:
-    """The source table state (`table_state`) a stream had fully processed when its last run
-    ended (None: no run ended since the checkpoint was made, e.g. a crash or a reset)."""
-    try:
-        return (Path(checkpoint) / SOURCE_MARK).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
+def ingested_kinds(params: Params) -> set[str]:
+    """The source kinds bronze's ingest log lists, read without a Spark session (delta-rs) so a
+    run can check them before it starts one; empty for a catalog (the landing volume tells)."""
+    if params.catalog or params.warehouse is None:
+        return set()
+    path = table_name(params, "bronze", "ingest_log")
+    if not has_commit(path):
+        return set()
+    from deltalake import DeltaTable as RsDeltaTable  # noqa: PLC0415 - local warehouses only
 
-
-def mark_source_version(checkpoint: str, state: str | None) -> None:
-    """Record that a stream's run processed its source up to at least `state` (atomic rename)."""
-    if state is None:
-        return
-    mark = Path(checkpoint) / SOURCE_MARK
-    part = mark.with_name(mark.name + ".part")
-    part.write_text(state, encoding="utf-8")
-    part.replace(mark)
-
-
-def stream_query_id(spark: SparkSession, checkpoint: str) -> str:
-    """The id Spark gave the streaming query of a checkpoint (new when the checkpoint is reset),
-    read from `<checkpoint>/metadata`, which Spark writes before the first micro-batch."""
-    return json.loads(spark.read.text(f"{checkpoint}/metadata").first()[0])["id"]
+    kinds = RsDeltaTable(path).to_pyarrow_table(columns=["source_kind"]).column("source_kind")
+    return {k for k in kinds.to_pylist() if k}
 
 
 # --- Landing: immutable, timestamped publications ---------------------------------------------
-
-_STAMP = re.compile(r"(\d{8}T\d{6})(\d{6})?Z")
-
-
-def landed_stamp(now: dt.datetime | None = None) -> str:
-    """`20261126T200102123456Z`: UTC landing time to the microsecond, sortable as text."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S%f}Z"
-
-
-def publication_stamp(file_name: str) -> str | None:
-    """The landing stamp in a landed file name, padded to microseconds; None when it has none."""
-    match = _STAMP.search(file_name)
-    return f"{match.group(1)}{match.group(2) or '000000'}Z" if match else None
 
 
 def land_file(source: Path, landing_dir: Path, kind: str) -> tuple[Path, bool]:
     """Copy an export into the landing folder as `<stamp>__<kind>__<name>`, unless a file with the
     same content is already there. Returns (landed path, whether it is new).
 
-    The copy goes to a hidden `.part` file first (the stream ignores hidden files) and is then
+    The copy goes to a hidden `.part` file first (bronze ignores hidden files) and is then
     renamed, so a partial copy never appears as a landed file.
     """
     sha = file_sha256(source)
     landing_dir.mkdir(parents=True, exist_ok=True)
-    for existing in sorted(landing_dir.glob("*.csv")):
+    for existing in sorted(landing_dir.glob(LANDED_GLOB)):
         if existing.stat().st_size == source.stat().st_size and file_sha256(existing) == sha:
             return existing, False
     target = landing_dir / f"{landed_stamp()}__{kind}__{source.name}"

@@ -135,16 +135,21 @@ def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, para
     assert summary["avg_call_to_first_pickup_s"] == pytest.approx(gold.avg_call_to_first_pickup_s)
 
 
+def _params_copy(tmp_path: Path, base_url: str) -> Path:
+    """The project's params, copied, with fetch.base_url set to `base_url` and one retry."""
+    folder = tmp_path / "params"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "params", folder)
+    text = (folder / "default.yaml").read_text().replace("https://data.cityofnewyork.us", base_url)
+    (folder / "default.yaml").write_text(text.replace("retries: 5", "retries: 1"))
+    return folder / "default.yaml"
+
+
 @pytest.fixture
 def portal_params(tmp_path):
     """A params folder whose fetch.base_url points at a loopback portal serving the real export."""
 
     server = FixtureServer(real_export(REAL_2025)).start()
-    folder = tmp_path / "params"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "params", folder)
-    text = (folder / "default.yaml").read_text().replace("https://data.cityofnewyork.us", server.base_url)
-    (folder / "default.yaml").write_text(text.replace("retries: 5", "retries: 1"))
-    yield folder / "default.yaml"
+    yield _params_copy(tmp_path, server.base_url)
     server.stop()
 
 
@@ -163,3 +168,60 @@ def test_fetch_since_needs_the_api(tmp_path, portal_params):
         1,
         "nyc911: error: --since needs --api (the CSV export has no filter)\n",
     )
+
+
+def _warehouse_holding(tmp_path: Path, *names: str) -> Path:
+    """A warehouse whose landing folder holds a (tiny, valid) publication under each name."""
+    landing = tmp_path / "wh" / "landing"
+    landing.mkdir(parents=True)
+    source = write_sample(tmp_path / "export.csv", weeks=4)
+    for name in names:
+        shutil.copyfile(source, landing / name)
+    return tmp_path / "wh"
+
+
+REAL_LANDED = "20260101T000000000000Z__file__export.csv"
+SAMPLE_LANDED = "20260101T000000000000Z__sample__nyc911_sample.csv"
+
+
+@pytest.mark.parametrize(
+    ("landed", "args", "message"),
+    [
+        (
+            [REAL_LANDED],
+            ["run", "--source", "sample"],
+            "the warehouse {wh} holds real publications; the built-in synthetic sample is not landed in it "
+            "(run without --source to process what is landed, or pass --allow-mixed-sources to add the "
+            "sample anyway)",
+        ),
+        (
+            [SAMPLE_LANDED],
+            ["run", "--source", "{export}"],
+            "the warehouse {wh} holds the built-in synthetic sample; a real export is not landed in it "
+            "(use another --warehouse for real data, or pass --allow-mixed-sources to mix them)",
+        ),
+        (
+            [SAMPLE_LANDED],
+            ["fetch"],  # refused before any download: the portal URL here is unreachable
+            "the warehouse {wh} holds the built-in synthetic sample; a real export is not landed in it "
+            "(use another --warehouse for real data, or pass --allow-mixed-sources to mix them)",
+        ),
+        (
+            [SAMPLE_LANDED, REAL_LANDED],
+            ["run"],
+            "the warehouse {wh} mixes the built-in synthetic sample with real publications, so its KPIs "
+            "blend both: rebuild it from the real exports (README, Weekly operation), or pass "
+            "--allow-mixed-sources to process it as it is",
+        ),
+    ],
+    ids=["sample-into-real", "real-into-sample", "fetch-into-sample", "already-mixed"],
+)
+def test_sample_and_real_publications_never_mix_by_accident(tmp_path, landed, args, message):
+    wh = _warehouse_holding(tmp_path, *landed)
+    before = sorted(p.name for p in (wh / "landing").iterdir())
+    args = [a.format(export=tmp_path / "export.csv") for a in args]
+    offline = _params_copy(tmp_path, "http://127.0.0.1:9")  # a download would fail at once
+    result = nyc911(*args, "--params", str(offline), "--warehouse", str(wh))
+    assert (result.returncode, result.stderr) == (1, f"nyc911: error: {message.format(wh=wh)}\n")
+    assert sorted(p.name for p in (wh / "landing").iterdir()) == before  # nothing landed
+    assert sorted(p.name for p in wh.iterdir()) == ["landing"]  # nothing written

@@ -1,12 +1,14 @@
-"""Crashes and concurrent runs lose nothing: a run is SIGKILLed at named points of bronze, the
-silver MERGE and gold (nyc911lib.faults), run again, and must end exactly where a clean run ends.
+"""Crashes, concurrent runs and moved warehouses lose nothing.
 
-Each case runs one real `nyc911 run --engine inline` process on a small warehouse (a 4-week
-sample) and kills it; the rerun happens in the test's own Spark session.
+A real `nyc911 run` is killed, its whole process tree at once (the CLI, the Jupyter kernel, the
+JVM: as a power cut would), at moments spread over a measured clean run of the default notebooks
+runner (gold's parallel writes included), and at the named points of nyc911lib.faults; then it is
+run again. Every silver and gold table must then equal a clean run's, and nothing be left to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,21 +17,23 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pyspark.sql.functions as F
 import pytest
 from conftest import run_once
 from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import read_table, run_layers
+from nyc911lib.cli import main
 from nyc911lib.faults import POINTS
 from nyc911lib.sample import write_sample
-from nyc911lib.storage import warehouse_lock
+from nyc911lib.storage import table_exists, warehouse_lock
 
 pytestmark = pytest.mark.e2e
 
 NYC911 = str(Path(sys.executable).parent / "nyc911")
 WEEKS = 4
-# Columns that name a run or a landing time: they differ between two warehouses by design.
+# Columns that name a run, a landing time or a file: they differ between two warehouses by design.
 RUN_SPECIFIC = (
     "_batch_id",
     "_ingested_at",
@@ -39,11 +43,18 @@ RUN_SPECIFIC = (
     "new_batch_id",
     "old_source_file",
     "new_source_file",
+    "batch_id",
+    "source_file",
+    "ingested_at",
+    "duplicate_of",
+    "run_id",
+    "evaluated_at",
 )
-COMPARED = [("silver", "e2e_weekly"), ("silver", "superseded"), ("silver", "quarantine")] + [
-    ("gold", k)
-    for k in ("kpi_weekly", "kpi_monthly_agency", "kpi_summary", "restatements", "publication_drift")
-]
+# Moments of a measured clean run at which a run is killed: fractions of the whole run, and of
+# gold's part of it (the gold tables are then being created, four at a time).
+RUN_FRACTIONS = (0.3, 0.7)
+GOLD_FRACTIONS = (0.5,)
+RUNNER = ("--engine", "inline")  # the named points: the layers in one process (the same code)
 
 
 def _publications(folder: Path) -> tuple[Path, Path]:
@@ -62,19 +73,70 @@ def _publications(folder: Path) -> tuple[Path, Path]:
     return first, second
 
 
-def _cli(wh, source: Path, **env: str) -> subprocess.Popen:
+def _start(wh, source: Path, *args: str, piped: bool = False, **env: str) -> subprocess.Popen:
+    """`nyc911 run` on `wh` in its own session; its output unbuffered to a pipe (`piped`, to be read
+    as it comes) or to `run.log` beside the warehouse (nothing can block on a full pipe)."""
+    out = subprocess.PIPE if piped else (wh.warehouse.parent / "run.log").open("a")
     return subprocess.Popen(
-        [NYC911, "run", "--engine", "inline", "--warehouse", str(wh.warehouse), "--source", str(source)],
-        stdout=subprocess.PIPE,
+        [NYC911, "run", "--warehouse", str(wh.warehouse), "--source", str(source), *args],
+        stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "NYC911_REPORTS_DIR": str(wh.warehouse.parent / "reports"), **env},
+        start_new_session=True,
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "NYC911_REPORTS_DIR": str(wh.warehouse.parent / "reports"),
+            **env,
+        },
     )
 
 
-def _table(spark, wh, layer, key):
-    df = read_table(spark, wh, layer, key)
-    return df.drop(*[c for c in RUN_SPECIFIC if c in df.columns])
+def _log(wh) -> str:
+    return (wh.warehouse.parent / "run.log").read_text()[-3000:]
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a process and every descendant at once (frozen first, so none outlives the rest).
+
+    The Jupyter kernel runs in a session of its own, so its process group is not the CLI's."""
+    root = psutil.Process(process.pid)
+    tree = [root, *root.children(recursive=True)]
+    for proc in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.suspend()
+    for proc in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    process.wait(timeout=60)
+    psutil.wait_procs(tree, timeout=60)
+
+
+def _tables(spark, wh) -> dict[str, object]:
+    """Every silver and gold table, without the columns that name a run or a landing."""
+    tables = {}
+    for layer in ("silver", "gold"):
+        for key in wh.tables[layer]:
+            df = read_table(spark, wh, layer, key)
+            tables[f"{layer}.{key}"] = df.drop(*[c for c in RUN_SPECIFIC if c in df.columns])
+    return tables
+
+
+def assert_equals_clean(spark, wh, clean, publications) -> None:
+    """`wh` holds exactly what clean runs of `publications` hold (`clean`), and has nothing left."""
+    expected = _tables(spark, clean)
+    for name, table in _tables(spark, wh).items():
+        assertDataFrameEqual(table, expected[name], rtol=1e-12)
+    bronze = read_table(spark, wh, "bronze", "e2e_raw")
+    rows = [len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications]
+    assert bronze.count() == sum(rows)  # nothing appended twice, nothing lost
+    log = read_table(spark, wh, "bronze", "ingest_log")
+    assert [r.status for r in log.collect()] == ["ingested"] * len(publications)
+    accounting = read_table(spark, wh, "silver", "batch_accounting")
+    per_batch = accounting.groupBy("batch_id").agg(F.sum("rows_bronze").alias("rows")).collect()
+    assert sorted(r.rows for r in per_batch) == sorted(rows)
+    again = run_layers(spark, wh, "run-again")
+    assert (again.ingested, again.accounting, again.gold_rebuilt) == ([], [], False)
 
 
 @pytest.fixture(scope="module")
@@ -83,70 +145,142 @@ def publications(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clean(spark, params, publications, tmp_path_factory):
+def clean_first(spark, params, publications, tmp_path_factory):
+    """A reference: a clean run of the first publication."""
+    wh = params.with_warehouse(tmp_path_factory.mktemp("clean_first") / "warehouse")
+    run_once(spark, wh, publications[0])
+    return wh
+
+
+@pytest.fixture(scope="module")
+def clean(spark, params, publications, clean_first, tmp_path_factory):
     """The reference: both publications, two clean runs."""
     wh = params.with_warehouse(tmp_path_factory.mktemp("clean") / "warehouse")
-    run_once(spark, wh, publications[0])
+    shutil.copytree(clean_first.warehouse, wh.warehouse)
     run_once(spark, wh, publications[1], run_id="run-2")
     return wh
 
 
 @pytest.fixture(scope="module")
+def measured(params, publications, tmp_path_factory) -> dict[str, float]:
+    """A clean `nyc911 run` of the first publication on a new warehouse, timed: seconds from its
+    start to its end and to the start and end of its gold notebook."""
+    wh = params.with_warehouse(tmp_path_factory.mktemp("measured") / "warehouse")
+    started = time.monotonic()
+    run = _start(wh, publications[0], piped=True)
+    times, output = {}, []
+    for line in run.stdout:
+        output.append(line)
+        if line.startswith("[3/4] 03_gold ..."):
+            times["gold_start"] = time.monotonic() - started
+        elif line.startswith("[3/4] 03_gold done"):
+            times["gold_end"] = time.monotonic() - started
+    assert run.wait(timeout=900) == 0, "".join(output)[-3000:]
+    times["total"] = time.monotonic() - started
+    return times
+
+
+def _moments() -> list[tuple[str, float]]:
+    return [("run", f) for f in RUN_FRACTIONS] + [("gold", f) for f in GOLD_FRACTIONS]
+
+
+@pytest.mark.parametrize(("part", "fraction"), _moments(), ids=[f"{p}-{f}" for p, f in _moments()])
+def test_a_run_killed_at_any_moment_then_rerun_equals_a_clean_run(
+    spark, params, publications, clean_first, measured, tmp_path, part, fraction
+):
+    wh = params.with_warehouse(tmp_path / "warehouse")
+    if part == "run":
+        delay = fraction * measured["total"]
+    else:
+        delay = measured["gold_start"] + fraction * (measured["gold_end"] - measured["gold_start"])
+    run = _start(wh, publications[0])
+    time.sleep(delay)
+    assert run.poll() is None, f"the run ended before {delay:.1f} s: {_log(wh)}"
+    kill_tree(run)
+    run_once(spark, wh, publications[0], run_id="run-after-crash")  # the same source again
+    assert_equals_clean(spark, wh, clean_first, publications[:1])
+
+
+@pytest.fixture(scope="module")
 def first_published(spark, params, publications, tmp_path_factory):
-    """A warehouse that has processed the first publication, and a saved copy of it. Every case
-    restores the copy to the same path (checkpoints record absolute paths), then crashes a run."""
+    """A saved warehouse that has processed the first publication. Each case restores a copy of it
+    to a path of its own: a warehouse may be copied or moved."""
     folder = tmp_path_factory.mktemp("first_published")
     wh = params.with_warehouse(folder / "warehouse")
     run_once(spark, wh, publications[0])
-    shutil.copytree(wh.warehouse, folder / "saved")
-    return wh, folder / "saved"
+    return folder / "warehouse"
+
+
+def _restored(params, saved: Path, folder: Path):
+    shutil.copytree(saved, folder / "warehouse")
+    return params.with_warehouse(folder / "warehouse")
 
 
 @pytest.mark.parametrize(
     "kill_at",
     [
-        "bronze.after_append",  # bronze committed, its checkpoint not
+        "bronze.after_append",  # bronze committed, the ingest log not
         "silver.before_merge",  # superseded/quarantine/metrics committed, the MERGE not
         "silver.before_merge+1.5",  # the kill lands during the MERGE (or just after its commit)
-        "gold.after_kpi_weekly",  # one gold table rewritten, the others not
+        "silver.after_merge",  # the MERGE committed, the accounting not
+        "gold.parallel_writes+0.5",  # gold tables being rewritten, four at a time
     ],
 )
-def test_a_killed_run_then_rerun_equals_a_clean_run(spark, first_published, publications, clean, kill_at):
+def test_a_run_killed_at_a_named_point_then_rerun_equals_a_clean_run(
+    spark, params, first_published, publications, clean, tmp_path, kill_at
+):
     assert kill_at.partition("+")[0] in POINTS
-    wh, saved = first_published
-    shutil.rmtree(wh.warehouse)
-    shutil.copytree(saved, wh.warehouse)
-    killed = _cli(wh, publications[1], NYC911_KILL_AT=kill_at)
-    output, _ = killed.communicate(timeout=600)
-    assert killed.returncode == -signal.SIGKILL, output[-3000:]
-    rerun = run_layers(spark, wh, "run-after-crash")
-    expected_total = read_table(spark, clean, "gold", "kpi_summary").first()["total_incidents"]
-    assert rerun.summary["total_incidents"] == expected_total
-    for layer, key in COMPARED:
-        assertDataFrameEqual(_table(spark, wh, layer, key), _table(spark, clean, layer, key))
-    bronze = read_table(spark, wh, "bronze", "e2e_raw")
-    rows = [len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications]
-    assert bronze.count() == sum(rows)  # nothing appended twice, nothing lost
-    log = read_table(spark, wh, "bronze", "ingest_log")
-    assert sorted(r.status for r in log.collect()) == ["ingested", "ingested"]
-    accounting = read_table(spark, wh, "silver", "batch_accounting")
-    per_batch = accounting.groupBy("batch_id").agg(F.sum("rows_bronze").alias("rows")).collect()
-    assert sorted(r.rows for r in per_batch) == sorted(rows)
-    again = run_layers(spark, wh, "run-3")  # and the checkpoints agree: nothing left to do
-    assert (again.ingested, again.accounting) == ([], [])
+    wh = _restored(params, first_published, tmp_path)
+    mark = tmp_path / "fault.mark"
+    run = _start(wh, publications[1], *RUNNER, NYC911_KILL_AT=kill_at, NYC911_FAULT_MARK=str(mark))
+    deadline = time.monotonic() + 600
+    while not mark.exists():
+        assert run.poll() is None, f"the run ended before {kill_at}: {_log(wh)}"
+        assert time.monotonic() < deadline, f"{kill_at} was never reached"
+        time.sleep(0.05)
+    time.sleep(float(kill_at.partition("+")[2] or 0))
+    kill_tree(run)
+    run_once(spark, wh, publications[1], run_id="run-after-crash")
+    assert_equals_clean(spark, wh, clean, publications)
+
+
+def test_a_copied_warehouse_runs_at_its_new_path(
+    spark, params, first_published, publications, clean, tmp_path, capsys, monkeypatch
+):
+    wh = _restored(params, first_published, tmp_path)  # `cp -r wh wh2`
+    monkeypatch.setenv("NYC911_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse)]) == 0
+    assert (
+        f"nothing to land: processing what is landed in {wh.landing_dir} and not processed yet"
+        in capsys.readouterr().out
+    )
+    run_once(spark, wh, publications[1], run_id="run-2")  # and the next publication
+    assert_equals_clean(spark, wh, clean, publications)
+
+
+def test_a_gold_table_left_half_created_is_rebuilt(spark, params, first_published, tmp_path):
+    wh = _restored(params, first_published, tmp_path)
+    anomalies = wh.warehouse / "gold" / wh.tables["gold"]["anomalies"]
+    expected = read_table(spark, wh, "gold", "anomalies").toPandas()
+    shutil.rmtree(anomalies)
+    (anomalies / "_delta_log").mkdir(parents=True)  # a folder without a commit, as a kill leaves it
+    assert not table_exists(spark, wh, "gold", "anomalies")
+    assert run_layers(spark, wh, "run-after-crash").gold_rebuilt
+    after = read_table(spark, wh, "gold", "anomalies")
+    assertDataFrameEqual(after, spark.createDataFrame(expected, after.schema))
 
 
 def test_a_second_run_on_a_busy_warehouse_fails_clearly_and_the_first_is_unharmed(
     spark, params, publications, tmp_path
 ):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    first = _cli(wh, publications[0])
+    first = _start(wh, publications[0], "--engine", "inline")
     lock = wh.warehouse / ".nyc911.lock"
     deadline = time.monotonic() + 120
     while not (lock.is_file() and lock.read_text().startswith("pid")):
         assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
         time.sleep(0.2)
-    second = _cli(wh, publications[1])
+    second = _start(wh, publications[1], "--engine", "inline", piped=True)
     output, _ = second.communicate(timeout=120)
     assert second.returncode == 1
     assert output.strip().splitlines()[-1] == (
@@ -154,8 +288,7 @@ def test_a_second_run_on_a_busy_warehouse_fails_clearly_and_the_first_is_unharme
         f"(pid {first.pid} since {lock.read_text().split(' since ')[1]}); nothing was done: "
         "run again when it has finished"
     )
-    first_output, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, first_output[-3000:]
+    assert first.wait(timeout=600) == 0, _log(wh)
     assert read_table(spark, wh, "bronze", "e2e_raw").count() == (
         len(publications[0].read_text(encoding="utf-8").splitlines()) - 1
     )

@@ -1,5 +1,5 @@
 """End to end on the built-in sample, through the same layer functions the notebooks call:
-land, bronze (streaming), silver (MERGE), gold; then the incremental cases."""
+land, bronze, silver (MERGE), gold; then the incremental cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
@@ -16,6 +15,7 @@ from conftest import run_once, table_versions
 from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import (
+    Landed,
     MissingColumnsError,
     ParamsError,
     QualityRule,
@@ -30,17 +30,15 @@ from nyc911lib import (
     read_table,
     run_layers,
 )
-from nyc911lib.pipeline import GOLD_OUTPUTS, gold_is_current, publication_id, source_kind_of, week_predicate
+from nyc911lib.pipeline import GOLD_OUTPUTS, gold_is_current, week_predicate
 from nyc911lib.reporting import report_is_current
-from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count
+from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count, write_sample
 from nyc911lib.storage import (
-    SOURCE_MARK,
-    checkpoint_dir,
     delta_table,
-    mark_source_version,
-    source_version_mark,
+    last_commit_metadata,
     table_exists,
     table_size_bytes,
+    table_state,
     table_version,
 )
 
@@ -81,7 +79,8 @@ def test_the_sample_is_landed_once_and_logged(spark, sample_run):
         "ingested",
         sample_row_count(),
     )
-    assert land_source(wh, None) == (landed, "sample", False)
+    assert land_source(wh, None) is None  # the warehouse holds a publication: nothing to land
+    assert land_source(wh, "sample") == Landed(landed, "sample", False)  # asked for: landed once
 
 
 def test_every_bronze_row_ends_in_exactly_one_place(spark, sample_run):
@@ -172,25 +171,24 @@ def test_a_run_with_nothing_new_changes_no_table_version(spark, sample_run):
     assert sample_run[1].gold_rebuilt is True
 
 
-def test_silver_skips_its_stream_only_while_bronze_is_at_the_marked_version(spark, sample_run):
+def test_silver_reads_what_is_new_from_the_tables_not_from_a_checkpoint(spark, sample_run, tmp_path):
     wh = sample_run[0]
-    checkpoint = checkpoint_dir(wh, "silver")
-    table_id = delta_table(spark, wh, "bronze", "e2e_raw").detail().first()["id"]
-    bronze = f"{table_id}@{table_version(spark, wh, 'bronze', 'e2e_raw')}"
-    assert source_version_mark(checkpoint) == bronze
-    offsets = sorted(Path(checkpoint, "offsets").iterdir())
-    assert build_silver(spark, wh, "run-skip") == []
-    assert sorted(Path(checkpoint, "offsets").iterdir()) == offsets  # the stream did not even start
-    stale = [
-        None,  # no mark: a crash before the end of the last run
-        f"{table_id}@{table_version(spark, wh, 'bronze', 'e2e_raw') - 1}",  # a bronze commit not read
-        f"another-table-id@{table_version(spark, wh, 'bronze', 'e2e_raw')}",  # bronze written anew
-    ]
-    for mark in stale:
-        (Path(checkpoint) / SOURCE_MARK).unlink()
-        mark_source_version(checkpoint, mark)
-        assert build_silver(spark, wh, "run-stale-mark") == []  # the stream ran and found nothing
-        assert source_version_mark(checkpoint) == bronze  # and marked the current bronze
+    assert not (wh.warehouse / "_checkpoints").exists()
+    bronze_state = table_state(spark, wh, "bronze", "e2e_raw")
+    assert last_commit_metadata(spark, wh, "silver", "batch_accounting") == {"bronze": bronze_state}
+    assert build_silver(spark, wh, "run-skip") == []  # bronze is where silver last accounted for it
+    # A stale mark (an earlier version's accounting has none): the batch ids silver has
+    # accounted for tell that nothing is new, and nothing is written.
+    shutil.copytree(wh.warehouse, tmp_path / "warehouse")
+    copy = wh.with_warehouse(tmp_path / "warehouse")
+    accounting = read_table(spark, copy, "silver", "batch_accounting").toPandas()
+    path = str(copy.warehouse / "silver" / copy.tables["silver"]["batch_accounting"])
+    schema = read_table(spark, copy, "silver", "batch_accounting").schema
+    spark.createDataFrame(accounting, schema).write.format("delta").mode("overwrite").save(path)
+    assert last_commit_metadata(spark, copy, "silver", "batch_accounting") is None
+    before = table_versions(spark, copy)
+    assert build_silver(spark, copy, "run-stale-mark") == []
+    assert table_versions(spark, copy) == before
 
 
 def test_the_report_is_current_until_gold_scope_or_rules_change(spark, sample_run, tmp_path):
@@ -250,7 +248,7 @@ def test_the_same_content_under_another_name_is_logged_as_a_duplicate(spark, par
     wh = params.with_warehouse(tmp_path / "warehouse")
     first = run_once(spark, wh)
     (landed,) = wh.landing_dir.glob("*.csv")
-    copy = wh.landing_dir / "copied_by_hand.csv"
+    copy = wh.landing_dir / "copied_by_hand__sample__.csv"
     shutil.copyfile(landed, copy)
     bronze_rows = read_table(spark, wh, "bronze", "e2e_raw").count()
     (entry,) = ingest_bronze(spark, wh)
@@ -274,8 +272,8 @@ def _revise_ems_week(source, out, week="12/23/2024", extra=1000):
 
 def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark, params, tmp_path):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    first = run_once(spark, wh)
-    source = wh.warehouse / "sample" / "nyc911_sample.csv"
+    source = write_sample(tmp_path / "first.csv")  # two publications of one (synthetic) export
+    first = run_once(spark, wh, source)
     week_rows, revised = _revise_ems_week(source, tmp_path / "second.csv")
     second = run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
     (batch,) = second.accounting
@@ -315,8 +313,9 @@ def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark,
 
 def test_full_refresh_equals_the_incremental_result(spark, params, tmp_path):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    run_once(spark, wh)
-    week_rows, _ = _revise_ems_week(wh.warehouse / "sample" / "nyc911_sample.csv", tmp_path / "second.csv")
+    first = write_sample(tmp_path / "first.csv")
+    run_once(spark, wh, first)
+    week_rows, _ = _revise_ems_week(first, tmp_path / "second.csv")
     run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
     incremental = {
         (layer, key): read_table(spark, wh, layer, key).toPandas()
@@ -399,35 +398,9 @@ def test_a_bad_file_dropped_in_the_landing_folder_stops_bronze_with_its_name(spa
     bad.write_text("Week Start Date,Agency\n11/18/2013,EMS\n", encoding="utf-8")
     with pytest.raises(MissingColumnsError) as err:
         ingest_bronze(spark, wh)
-    assert str(err.value).startswith(f"file:{bad}: missing required columns ['final_incident_type'")
+    assert str(err.value).startswith(f"{bad}: missing required columns ['final_incident_type'")
     assert not table_exists(spark, wh, "bronze", "e2e_raw")
     assert not table_exists(spark, wh, "bronze", "ingest_log")
-
-
-@pytest.mark.parametrize(
-    ("name", "kind"),
-    [
-        ("20261126T200102123456Z__sample__nyc911_sample.csv", "sample"),
-        ("20261126T200102123456Z__file__x__live__.csv", "file"),
-        ("nyc911_e2e_20261126T200102Z.csv", "live"),
-        ("dropped_by_hand.csv", "file"),
-    ],
-)
-def test_source_kind_of_a_landed_file(name, kind):
-    assert source_kind_of(name) == kind
-
-
-def test_publication_ids_sort_in_landing_order():
-    sha = "1a2b3c4d" + "0" * 56
-    modified = dt.datetime(2026, 1, 1, 12, 0, 0, 5)
-    ids = [
-        publication_id("20261126T200102000001Z__file__a.csv", modified, sha),
-        publication_id("nyc911_e2e_20261126T200103Z.csv", modified, sha),
-        publication_id("20261126T200103000001Z__file__b.csv", modified, sha),
-    ]
-    assert ids == sorted(ids)
-    assert ids[1] == "20261126T200103000000Z-1a2b3c4d"
-    assert publication_id("by_hand.csv", modified, sha) == "20260101T120000000005Z-1a2b3c4d"
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,11 @@ import datetime as dt
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
-from conftest import REAL_2023, REAL_2025, real_export, run_once
+from conftest import REAL_2023, REAL_2025, real_export, run_once, table_versions
 from pyspark.testing import assertDataFrameEqual
 
 from nyc911lib import read_table
+from nyc911lib.cli import main
 
 pytestmark = pytest.mark.e2e
 AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": "NYPD_NON_CIP"}
@@ -85,6 +86,37 @@ def _pandas_month(raw: pd.DataFrame, month: dt.date, agency: str) -> dict:
         "avg_call_to_agency_arrival_s": weighted(rows["Call to Agency Arrival"]),
         "sla_breach_rate_pct": 100 * n[rows["Call to First Pickup"] > 5].sum() / n.sum(),
     }
+
+
+def test_a_run_without_source_on_a_real_warehouse_lands_nothing_and_keeps_gold(
+    spark, real_run, tmp_path, capsys, monkeypatch
+):
+    """The README's weekly command (`nyc911 run`, no source) on a warehouse built from the real
+    export processes what is landed; it never lands the built-in sample (which replaced 1,867
+    real rows and moved gold to 36,259,076 incidents / 10.18 % in an earlier version)."""
+    wh = real_run[0]
+    landed = sorted(wh.landing_dir.iterdir())
+    versions = table_versions(spark, wh)
+    monkeypatch.setenv("NYC911_REPORTS_DIR", str(tmp_path / "reports"))
+    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse)]) == 0
+    out = capsys.readouterr().out
+    assert f"nothing to land: processing what is landed in {wh.landing_dir} and not processed yet" in out
+    assert "  total incidents            36,259,560\n" in out
+    assert "  SLA breach, incidents      10.40 %\n" in out
+    assert "  source                     file\n" in out
+    assert sorted(wh.landing_dir.iterdir()) == landed
+    assert not (wh.warehouse / "sample").exists()
+    assert table_versions(spark, wh) == versions  # nothing new: no table changed
+    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse), "--source", "sample"]) == 1
+    assert capsys.readouterr().err == (
+        f"nyc911: error: the warehouse {wh.warehouse} holds real publications; the built-in synthetic "
+        "sample is not landed in it (run without --source to process what is landed, or pass "
+        "--allow-mixed-sources to add the sample anyway)\n"
+    )
+    assert sorted(wh.landing_dir.iterdir()) == landed
+    summary = read_table(spark, wh, "gold", "kpi_summary").first()
+    assert (summary.total_incidents, round(summary.sla_breach_incidents_pct, 2)) == (36_259_560, 10.40)
+    assert summary.source_kinds == "file"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import SourceError, load_params, table_name
-from nyc911lib.storage import land_file, local_file, publication_stamp, read_source_header
+from nyc911lib.storage import has_commit, land_file, local_file, read_source_header
 
 
 @pytest.mark.parametrize(
@@ -55,18 +55,6 @@ def test_table_names_local_and_unity_catalog(params, monkeypatch):
     assert table_name(uc, "bronze", "e2e_raw") == "nyc911.bronze.e2e_raw"
 
 
-@pytest.mark.parametrize(
-    ("name", "stamp"),
-    [
-        ("20261126T200102123456Z__file__export.csv", "20261126T200102123456Z"),
-        ("nyc911_e2e_20261126T200102Z.csv", "20261126T200102000000Z"),
-        ("export.csv", None),
-    ],
-)
-def test_publication_stamp_from_a_landed_name(name, stamp):
-    assert publication_stamp(name) == stamp
-
-
 def test_land_file_copies_once_per_content(tmp_path):
     source = tmp_path / "export.csv"
     source.write_text("Week Start Date\n01/02/2023\n", encoding="utf-8")
@@ -100,3 +88,22 @@ def test_local_file_names_a_path_the_driver_cannot_open():
         "and must be on a local or mounted path (file:, /Volumes); "
         "raise whole_file_max_mb to read it whole instead"
     )
+
+
+@pytest.mark.parametrize(
+    ("files", "committed"),
+    [
+        ((), False),  # a write killed before anything: the folder only
+        (("_staged_commits/",), False),
+        (("part-0000.parquet",), False),  # data written, no commit: not a table
+        (("00000000000000000000.json",), True),
+        (("00000000000000000010.checkpoint.parquet", "_last_checkpoint"), True),
+    ],
+)
+def test_a_delta_folder_is_a_table_only_once_committed(tmp_path, files, committed):
+    log = tmp_path / "table" / "_delta_log"
+    log.mkdir(parents=True)
+    for name in files:
+        (log / name).mkdir() if name.endswith("/") else (log / name).write_text("{}")
+    assert has_commit(tmp_path / "table") is committed
+    assert has_commit(tmp_path / "no_table") is False

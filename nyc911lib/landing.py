@@ -1,0 +1,154 @@
+"""Landing: what a warehouse holds, and which publication a run may add to it.
+
+Every publication is an immutable file in the landing folder whose name says how it arrived:
+`<UTC stamp>__<kind>__<name>` for a replayed export (`file`) or the built-in sample (`sample`),
+`nyc911_e2e_<stamp>.csv` for a download (`live`), anything else for a file dropped in by hand
+(`file`). A warehouse therefore records what it holds in its landing folder, and bronze's ingest
+log keeps the same kinds for files that were removed from it since.
+
+The built-in synthetic sample and real publications never mix by accident: a run without a
+source lands the sample only in a new, empty warehouse; a real export is refused in a sample
+warehouse and the sample in a real one, unless `allow_mixed` (the CLI's `--allow-mixed-sources`)
+says the user wants exactly that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nyc911lib.errors import MixedSourcesError, ParamsError
+
+SAMPLE = "sample"
+REAL_KINDS = ("file", "live")
+LANDED_KINDS = (SAMPLE, *REAL_KINDS)
+LANDED_GLOB = "*.csv"  # hidden `.part` files of a download or copy in progress never match
+FETCHED_PREFIX = "nyc911_e2e_"  # `nyc911 fetch` lands nyc911_e2e_<UTC stamp>.csv
+ALLOW_MIXED_FLAG = "--allow-mixed-sources"
+SAMPLE_SOURCE = "sample"  # `--source sample`: the built-in sample, asked for explicitly
+
+_STAMP = re.compile(r"(\d{8}T\d{6})(\d{6})?Z")
+
+
+def landed_stamp(now: dt.datetime | None = None) -> str:
+    """`20261126T200102123456Z`: UTC landing time to the microsecond, sortable as text."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S%f}Z"
+
+
+def publication_stamp(file_name: str) -> str | None:
+    """The landing stamp in a landed file name, padded to microseconds; None when it has none."""
+    match = _STAMP.search(file_name)
+    return f"{match.group(1)}{match.group(2) or '000000'}Z" if match else None
+
+
+def source_kind_of(file_name: str) -> str:
+    """How a landed file arrived: `<stamp>__<kind>__<name>` (a replay or the sample), a fetched
+    `nyc911_e2e_<stamp>.csv` (live), else a file dropped in by hand (file)."""
+    for kind in LANDED_KINDS:
+        if f"__{kind}__" in file_name:
+            return kind
+    return "live" if file_name.startswith(FETCHED_PREFIX) else "file"
+
+
+def publication_id(file_name: str, modified: dt.datetime, sha256: str) -> str:
+    """A landed file's batch id: its landing stamp (else its modification time) and content hash,
+    `20261126T200102123456Z-1a2b3c4d`; ids sort in publication order."""
+    stamp = publication_stamp(file_name) or f"{modified:%Y%m%dT%H%M%S%f}Z"
+    return f"{stamp}-{sha256[:8]}"
+
+
+def landed_files(landing_dir: Path) -> list[Path]:
+    """The publications in a landing folder, by name (a missing folder holds none)."""
+    return sorted(landing_dir.glob(LANDED_GLOB)) if landing_dir.is_dir() else []
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a warehouse holds: the kinds of its publications (landed or ingested)."""
+
+    kinds: frozenset[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.kinds
+
+    @property
+    def sample(self) -> bool:
+        return SAMPLE in self.kinds
+
+    @property
+    def real(self) -> bool:
+        return bool(self.kinds & set(REAL_KINDS))
+
+    @property
+    def mixed(self) -> bool:
+        return self.sample and self.real
+
+
+def holdings(landing_dir: Path, ingested_kinds: set[str] | frozenset[str] = frozenset()) -> Holdings:
+    """The kinds of every landed file plus those bronze's ingest log lists (`ingested_kinds`)."""
+    landed = {source_kind_of(p.name) for p in landed_files(landing_dir)}
+    return Holdings(frozenset(landed | set(ingested_kinds)))
+
+
+def check_new_publication(
+    held: Holdings, kind: str, where: str, *, allow_mixed: bool = False
+) -> None:
+    """Refuse a publication of `kind` that would mix the sample with real data (unless allowed).
+
+    Raised before anything is landed or written; the message names the flag that allows it.
+    """
+    if allow_mixed:
+        return
+    if kind == SAMPLE and held.real:
+        raise MixedSourcesError(
+            f"{where} holds real publications; the built-in synthetic sample is not landed in it "
+            f"(run without --source to process what is landed, or pass {ALLOW_MIXED_FLAG} to add the "
+            "sample anyway)"
+        )
+    if kind in REAL_KINDS and held.sample and not held.real:
+        raise MixedSourcesError(
+            f"{where} holds the built-in synthetic sample; a real export is not landed in it (use "
+            f"another --warehouse for real data, or pass {ALLOW_MIXED_FLAG} to mix them)"
+        )
+
+
+def check_not_mixed(held: Holdings, where: str, *, allow_mixed: bool = False) -> None:
+    """Refuse to process a warehouse that already mixes the sample with real publications (an
+    earlier version landed the sample into real warehouses): its KPIs would blend both."""
+    if held.mixed and not allow_mixed:
+        raise MixedSourcesError(
+            f"{where} mixes the built-in synthetic sample with real publications, so its KPIs blend "
+            f"both: rebuild it from the real exports (README, Weekly operation), or pass "
+            f"{ALLOW_MIXED_FLAG} to process it as it is"
+        )
+
+
+def describe(warehouse: Path | None, landing_dir: Path) -> str:
+    """How errors name a warehouse (or, on Databricks, its landing folder)."""
+    return f"the warehouse {warehouse}" if warehouse else f"the landing folder {landing_dir}"
+
+
+def requested_kind(source: str | Path | None, held: Holdings) -> str | None:
+    """The kind of publication a run asks to land: `None` = nothing to land.
+
+    No source lands the built-in sample only in a new, empty warehouse; on a warehouse that holds
+    publications it lands nothing (the run processes what is landed and not processed yet).
+    """
+    if source is None:
+        return SAMPLE if held.empty else None
+    if str(source) == SAMPLE_SOURCE:
+        return SAMPLE
+    if str(source) == "live":
+        return "live"
+    return "file"
+
+
+def sample_source_path(warehouse: Path | None) -> Path:
+    """Where a run lands the built-in synthetic sample from (written on first use)."""
+    if warehouse is None:
+        raise ParamsError("the built-in sample needs a local warehouse; pass a source instead")
+    return warehouse / "sample" / "nyc911_sample.csv"
