@@ -1,78 +1,156 @@
 """nyc911lib: NYC 911 End-to-End data as a Bronze -> Silver -> Gold Delta lakehouse.
 
 The public API: notebooks, pipeline sources and the CLI import only from here.
+
+Importing the package decides nothing: each name's module is imported when the name is first used.
+The transforms are PySpark-API code, so the engine (`duckdb`, the default, or `spark`) must be fixed
+before they are imported: `session(engine)` does it explicitly, and the first use of a name that
+needs an engine selects the default one (`$NYC911_ENGINE`, else duckdb). See `nyc911lib.engine`.
 """
 
-from nyc911lib.alerts import alerts_markdown, alerts_payload, post_webhook, write_alert_files
-from nyc911lib.anomalies import weekly_anomalies
-from nyc911lib.bronze import (
-    bronze_column_names,
-    bronze_from_lines,
-    lines_of_files,
-    parse_csv_lines,
-    with_line_number,
-)
-from nyc911lib.config import Params, QualityRule, SlaRule, load_params
-from nyc911lib.data_quality import data_quality_batches, data_quality_rules
-from nyc911lib.datasets import DATASETS, Pipeline, layer_datasets, run_config
-from nyc911lib.errors import (
-    JavaNotFoundError,
-    MissingColumnsError,
-    MixedSourcesError,
-    Nyc911Error,
-    ParamsError,
-    QualityRuleError,
-    SourceError,
-)
-from nyc911lib.fetch import FetchConfig, FetchError, fetch_api, fetch_csv_export
-from nyc911lib.gold import (
-    incident_weighted_mean,
-    kpi_monthly_agency,
-    kpi_summary,
-    kpi_weekly,
-    publication_drift,
-    restatements,
-    sla_breach_flag,
-    within_weeks,
-)
-from nyc911lib.notebook import notebook_args
-from nyc911lib.pipeline import (
-    Landed,
-    RunOutcome,
-    build_gold,
-    build_silver,
-    evaluate_bronze,
-    gold_tables,
-    ingest_bronze,
-    land_source,
-    new_run_id,
-    parse_date,
-    parse_flag,
-    plan_landing,
-    resolve_source,
-    run_layers,
-    silver_tables,
-)
-from nyc911lib.quality import quarantine_rows, rule_metrics, with_quality_results
-from nyc911lib.report import (
-    kpi_tiles,
-    monthly_figures,
-    render_report_html,
-    report_summary_json,
-    write_report,
-)
-from nyc911lib.report_sections import change_text
-from nyc911lib.reporting import ReportScope, build_report, read_report_gold
-from nyc911lib.sample import write_sample
-from nyc911lib.schema import NATURAL_KEY, SOURCE_COLUMNS, SOURCE_HEADERS, sanitize_column_name
-from nyc911lib.silver import latest_per_key, restatement_outcomes, typed_e2e
-from nyc911lib.sla import sla_alerts, sla_breach_weekly
-from nyc911lib.spark import get_spark, require_java
-from nyc911lib.storage import read_table, table_name
-from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
+from __future__ import annotations
 
+import importlib
+from typing import Any
+
+# Modules that import neither pyspark nor an engine: using their names selects no engine.
+_ENGINE_FREE = {
+    "nyc911lib.config",
+    "nyc911lib.engine",
+    "nyc911lib.errors",
+    "nyc911lib.fetch",
+    "nyc911lib.landing",
+    "nyc911lib.notebook",
+    "nyc911lib.sample",
+    "nyc911lib.schema",
+    "nyc911lib.storage",
+}
+# Every public name, by the module that defines it.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "nyc911lib.alerts": (
+        "alerts_markdown",
+        "alerts_payload",
+        "post_webhook",
+        "write_alert_files",
+    ),
+    "nyc911lib.anomalies": ("weekly_anomalies",),
+    "nyc911lib.bronze": (
+        "bronze_column_names",
+        "bronze_from_lines",
+        "lines_of_files",
+        "parse_csv_lines",
+        "with_line_number",
+    ),
+    "nyc911lib.config": (
+        "parse_date",
+        "parse_flag",
+        "load_params",
+        "Params",
+        "QualityRule",
+        "SlaRule",
+    ),
+    "nyc911lib.data_quality": (
+        "data_quality_batches",
+        "data_quality_rules",
+    ),
+    "nyc911lib.datasets": (
+        "DATASETS",
+        "layer_datasets",
+        "Pipeline",
+        "run_config",
+    ),
+    "nyc911lib.engine": (
+        "ENGINES",
+        "require_java",
+        "session",
+    ),
+    "nyc911lib.errors": (
+        "JavaNotFoundError",
+        "MissingColumnsError",
+        "MixedSourcesError",
+        "Nyc911Error",
+        "ParamsError",
+        "QualityRuleError",
+        "SourceError",
+    ),
+    "nyc911lib.fetch": (
+        "fetch_api",
+        "fetch_csv_export",
+        "FetchConfig",
+        "FetchError",
+    ),
+    "nyc911lib.gold": (
+        "incident_weighted_mean",
+        "kpi_monthly_agency",
+        "kpi_summary",
+        "kpi_weekly",
+        "publication_drift",
+        "restatements",
+        "sla_breach_flag",
+        "within_weeks",
+    ),
+    "nyc911lib.landing": ("Landed", "land_source", "plan_landing", "resolve_source"),
+    "nyc911lib.notebook": ("notebook_args",),
+    "nyc911lib.pipeline": (
+        "build_gold",
+        "build_silver",
+        "evaluate_bronze",
+        "gold_tables",
+        "ingest_bronze",
+        "new_run_id",
+        "run_layers",
+        "RunOutcome",
+        "silver_tables",
+    ),
+    "nyc911lib.quality": (
+        "quarantine_rows",
+        "rule_metrics",
+        "with_quality_results",
+    ),
+    "nyc911lib.report": (
+        "kpi_tiles",
+        "monthly_figures",
+        "render_report_html",
+        "report_summary_json",
+        "write_report",
+    ),
+    "nyc911lib.report_sections": ("change_text",),
+    "nyc911lib.reporting": (
+        "build_report",
+        "read_report_gold",
+        "ReportScope",
+    ),
+    "nyc911lib.sample": ("write_sample",),
+    "nyc911lib.schema": (
+        "NATURAL_KEY",
+        "sanitize_column_name",
+        "SOURCE_COLUMNS",
+        "SOURCE_HEADERS",
+    ),
+    "nyc911lib.silver": (
+        "latest_per_key",
+        "restatement_outcomes",
+        "typed_e2e",
+    ),
+    "nyc911lib.sla": (
+        "sla_alerts",
+        "sla_breach_weekly",
+    ),
+    "nyc911lib.spark": ("get_spark",),
+    "nyc911lib.storage": (
+        "read_table",
+        "table_name",
+    ),
+    "nyc911lib.trends": (
+        "kpi_agency_weekly",
+        "kpi_headline",
+        "kpi_monthly_priority",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "DATASETS",
+    "ENGINES",
     "NATURAL_KEY",
     "SOURCE_COLUMNS",
     "SOURCE_HEADERS",
@@ -125,8 +203,6 @@ __all__ = [
     "new_run_id",
     "notebook_args",
     "parse_csv_lines",
-    "parse_date",
-    "parse_flag",
     "plan_landing",
     "post_webhook",
     "publication_drift",
@@ -143,6 +219,7 @@ __all__ = [
     "run_config",
     "run_layers",
     "sanitize_column_name",
+    "session",
     "silver_tables",
     "sla_alerts",
     "sla_breach_flag",
@@ -157,3 +234,20 @@ __all__ = [
     "write_report",
     "write_sample",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nyc911lib' has no attribute '{name}'")
+    if module not in _ENGINE_FREE:
+        from nyc911lib import engine  # noqa: PLC0415
+
+        engine.select()
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,14 +7,12 @@ quoting keeps its raw text in `_corrupt_record` instead of being lost.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from nyc911lib.errors import MissingColumnsError
-from nyc911lib.schema import REQUIRED_BRONZE_NAMES, sanitize_column_name
+from nyc911lib.schema import bronze_column_names
 
 # RFC 4180 quoting, as the portal writes it: fields in double quotes, quotes doubled inside.
 CSV_OPTIONS = {
@@ -24,28 +22,6 @@ CSV_OPTIONS = {
     "escape": '"',
 }
 _PARTITION_SHIFT = 33  # monotonically_increasing_id(): partition id in the upper 31 bits
-
-
-def bronze_column_names(header: Sequence[str]) -> list[str]:
-    """Sanitized, unique snake_case names for a source header (portal headers or API field names).
-
-    A repeated or empty header gets a numeric suffix rather than silently overwriting a column.
-    """
-    names: list[str] = []
-    for raw in header:
-        base = sanitize_column_name(raw)
-        name, n = base, 2
-        while name in names:
-            name, n = f"{base}_{n}", n + 1
-        names.append(name)
-    return names
-
-
-def check_required_columns(source: str, names: Sequence[str]) -> None:
-    """Raise MissingColumnsError naming every required column the header lacks."""
-    missing = [c for c in REQUIRED_BRONZE_NAMES if c not in names]
-    if missing:
-        raise MissingColumnsError(source, missing, list(names))
 
 
 def with_line_number(col_name: str = "_line_number") -> Callable[[DataFrame], DataFrame]:
@@ -184,10 +160,3 @@ def lines_of_text_file(path: str, sha256: str) -> Callable[[DataFrame], DataFram
         )
 
     return transform
-
-
-def parse_header_line(line: str | None) -> list[str]:
-    """The column names of a CSV header line (byte-order mark and surrounding spaces removed)."""
-    if not line:
-        return []
-    return [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]), [])]

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nyc911lib import landing
+from nyc911lib import engine, landing
 from nyc911lib.alerts import (
     alerts_markdown,
     alerts_payload,
@@ -18,31 +18,16 @@ from nyc911lib.alerts import (
     webhook_url_from,
     write_alert_files,
 )
-from nyc911lib.config import Params, load_params
+from nyc911lib.config import Params, load_params, parse_date
 from nyc911lib.errors import Nyc911Error, one_line
 from nyc911lib.fetch import fetch_api, fetch_csv_export
-from nyc911lib.landing import ALLOW_MIXED_FLAG
-from nyc911lib.pipeline import (
-    land_source,
-    new_run_id,
-    parse_date,
-    plan_landing,
-    run_layers,
-    warehouse_holdings,
-)
-from nyc911lib.reporting import (
-    PDF_NAME,
-    REPORT_NAME,
-    SUMMARY_NAME,
-    ReportScope,
-    build_report,
-    latest_alerts,
-    report_is_current,
-)
-from nyc911lib.runner import run_notebooks
+from nyc911lib.landing import ALLOW_MIXED_FLAG, land_source, plan_landing, warehouse_holdings
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
-from nyc911lib.spark import get_spark, require_java
-from nyc911lib.storage import warehouse_lock
+from nyc911lib.storage import RUNNER_ENV, warehouse_lock
+
+# The modules that import the engine's pyspark (`pipeline`, `reporting`) are imported inside the
+# commands, after `_start_engine` has fixed the engine of this process.
+RUNNERS = ("notebooks", "inline")
 
 SUMMARY_LINES = (
     ("weeks", "{first_week} .. {last_week}"),
@@ -99,10 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--engine",
-        choices=("notebooks", "inline"),
-        default="notebooks",
-        help="notebooks: the four layer notebooks with papermill (default); "
-        "inline: the same layer functions in this process (faster, no executed notebooks)",
+        choices=(*engine.ENGINES, *RUNNERS),
+        help="duckdb: the embedded engine, SQLFrame on DuckDB with delta-rs, no Java (default, or "
+        "`engine` in the params); spark: PySpark with delta-spark (Java 17+; NYC911_MASTER for a cluster)",
+    )
+    run.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        help="notebooks: the four layer notebooks with papermill, executed copies in reports/runs/ "
+        "(default); inline: the same layer functions in this process",
     )
     fetch = sub.add_parser(
         "fetch",
@@ -184,6 +174,19 @@ ALERTS_FIRED = 3  # the exit status of `nyc911 alerts` when at least one alert f
 def _warehouse_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, help="params file (default: params/default.yaml)")
     parser.add_argument("--warehouse", type=Path, help="local warehouse folder (default: from params)")
+    parser.add_argument(
+        "--engine", choices=engine.ENGINES, help="engine reading gold (default: `engine` in the params)"
+    )
+
+
+def _start_engine(args: argparse.Namespace, params: Params) -> str:
+    """Fix this process's engine: `--engine`, else $NYC911_ENGINE, else the params' `engine`. Java
+    is checked (with install help) only for the spark engine."""
+    wanted = getattr(args, "engine", None) or os.environ.get(engine.ENGINE_ENV) or params.engine
+    chosen = engine.resolve(wanted)
+    if chosen == "spark" and not engine.is_databricks():
+        engine.require_java()
+    return engine.select(chosen)
 
 
 def _gold_params(args: argparse.Namespace, sla_rules: Path | None = None) -> Params:
@@ -193,11 +196,13 @@ def _gold_params(args: argparse.Namespace, sla_rules: Path | None = None) -> Par
         params = params.with_warehouse(args.warehouse)
     if params.warehouse is not None and not (params.warehouse / "gold" / "kpi_summary").is_dir():
         raise Nyc911Error(f"no gold tables in {params.warehouse}: run `nyc911 run` first")
-    require_java()
+    _start_engine(args, params)
     return params
 
 
 def _report(args: argparse.Namespace) -> int:
+    from nyc911lib.reporting import ReportScope  # noqa: PLC0415 - imported after the engine is fixed
+
     scope = ReportScope(
         date_from=parse_date(args.date_from, "--from"),
         date_to=parse_date(args.date_to, "--to"),
@@ -206,8 +211,10 @@ def _report(args: argparse.Namespace) -> int:
     if scope.date_from and scope.date_to and scope.date_from > scope.date_to:
         raise Nyc911Error(f"--from {scope.date_from} is after --to {scope.date_to}")
     params = _gold_params(args, args.sla_rules)
+    from nyc911lib.reporting import PDF_NAME, build_report  # noqa: PLC0415 - after the engine
+
     out_dir = (args.out or params.reports_dir).resolve()
-    html = build_report(get_spark(), params, out_dir, scope)
+    html = build_report(engine.session(), params, out_dir, scope)
     print(f"report: {html}")
     if args.format == "pdf" or args.chart_png:
         from nyc911lib import browser  # noqa: PLC0415 - selenium is needed only here
@@ -223,7 +230,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     params = _gold_params(args)
-    week, rows = latest_alerts(get_spark(), params)
+    from nyc911lib.reporting import latest_alerts  # noqa: PLC0415 - after the engine
+
+    week, rows = latest_alerts(engine.session(), params)
     payload = alerts_payload(
         rows,
         week=week,
@@ -252,18 +261,37 @@ def _alerts(args: argparse.Namespace) -> int:
     return ALERTS_FIRED if payload["alert_count"] else 0
 
 
+def _runner(args: argparse.Namespace) -> str:
+    """`--runner`, or the deprecated `--engine notebooks|inline` (with a one-line note)."""
+    if args.engine in RUNNERS:
+        print(
+            f"nyc911: note: --engine {args.engine} is now --runner {args.engine} (--engine chooses "
+            f"duckdb or spark)",
+            file=sys.stderr,
+        )
+        if args.runner and args.runner != args.engine:
+            raise Nyc911Error(f"--engine {args.engine} and --runner {args.runner} disagree")
+        runner, args.engine = args.engine, None
+        return runner
+    return args.runner or "notebooks"
+
+
 def _run(args: argparse.Namespace) -> int:
+    runner = _runner(args)
     params = load_params(args.params)
     if args.warehouse:
         params = params.with_warehouse(args.warehouse)
+    chosen = _start_engine(args, params)
+    from nyc911lib.pipeline import new_run_id  # noqa: PLC0415 - after the engine is fixed
+
     date_from = parse_date(args.date_from, "--from")
     date_to = parse_date(args.date_to, "--to")
     if date_from and date_to and date_from > date_to:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
-    require_java()
     # Every check (the source's format, what the warehouse holds) runs before anything is written,
     # and again under the lock (another process may have landed something meanwhile).
     plan_landing(params, args.source, allow_mixed=args.allow_mixed)
+    os.environ[RUNNER_ENV] = runner  # every commit records its engine and runner
     with warehouse_lock(params):
         landed = land_source(params, args.source, allow_mixed=args.allow_mixed)
         if landed is None:
@@ -272,13 +300,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{'landed' if landed.new else 'already landed'}: {landed.path}")
         run_id = new_run_id()
         what = f"{landed.kind} {landed.path.name}" if landed else "landed publications"
-        print(f"nyc911 run {run_id}: {what} -> warehouse {params.warehouse or params.catalog}")
-        if args.engine == "inline":
+        where = params.warehouse or params.catalog
+        print(f"nyc911 run {run_id}: {what} -> warehouse {where} ({chosen} engine, {runner} runner)")
+        if runner == "inline":
             summary, report = _run_inline(params, run_id, args, date_from, date_to)
         else:
+            from nyc911lib.runner import run_notebooks  # noqa: PLC0415 - papermill: this runner only
+
             result = run_notebooks(
                 {
                     "params_file": str(params.source_file),
+                    "engine": chosen,
                     "source": None,  # landed above: the notebooks process what is landed
                     "allow_mixed_sources": args.allow_mixed,
                     "warehouse": str(params.warehouse) if params.warehouse else None,
@@ -305,8 +337,11 @@ def _run(args: argparse.Namespace) -> int:
 def _run_inline(
     params: Params, run_id: str, args: argparse.Namespace, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[dict, Path]:
-    """The layers in this process: one Spark session, no notebooks."""
-    spark = get_spark()
+    """The layers in this process, with the engine's session; no notebooks."""
+    from nyc911lib.pipeline import run_layers  # noqa: PLC0415 - after the engine is fixed
+    from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME, build_report, report_is_current  # noqa: PLC0415
+
+    spark = engine.session()
     outcome = run_layers(
         spark,
         params,

@@ -5,6 +5,7 @@ Code receives plain values from here; nothing in the library hard-codes a table 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nyc911lib.engine import DEFAULT_ENGINE, ENGINES
 from nyc911lib.errors import ParamsError
 from nyc911lib.fetch import FetchConfig
 
@@ -104,6 +106,7 @@ class Params:
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    engine: str = DEFAULT_ENGINE  # duckdb (embedded) or spark; see nyc911lib.engine
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
         """A copy that stores its tables under another local warehouse folder."""
@@ -261,7 +264,11 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     sla_path = (
         Path(sla_rules_file).resolve() if sla_rules_file else base / _require(data, "sla_rules_file", path)
     )
+    engine = str(data.get("engine", DEFAULT_ENGINE))
+    if engine not in ENGINES:
+        raise ParamsError(f"{path}: engine must be one of {list(ENGINES)}, got '{engine}'")
     return Params(
+        engine=engine,
         environment=environment,
         warehouse=warehouse,
         catalog=(os.environ.get("NYC911_CATALOG") or env.get("catalog")) if "catalog" in env else None,
@@ -284,3 +291,25 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         alerts=AlertSettings(**alerts),
         performance=_performance(performance, path),
     )
+
+
+def parse_date(value: str | dt.date | None, name: str) -> dt.date | None:
+    """A `YYYY-MM-DD` parameter as a date (None stays None); a clear error otherwise."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ParamsError(f"{name} must be a date as YYYY-MM-DD, got '{value}'") from exc
+
+
+def parse_flag(value: str | bool | None, name: str) -> bool:
+    """A yes/no parameter (a bool, or `true`/`false` text from a Databricks widget)."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", ""):
+        return False
+    raise ParamsError(f"{name} must be true or false, got '{value}'")

@@ -29,9 +29,10 @@ from pyspark.sql.types import StructType
 
 from nyc911lib import storage
 from nyc911lib.bronze import bronze_from_lines
-from nyc911lib.config import Params, QualityRule, load_params
+from nyc911lib.config import Params, QualityRule, load_params, parse_date
 from nyc911lib.gold import kpi_monthly_agency, kpi_summary, kpi_weekly, within_weeks
-from nyc911lib.pipeline import evaluate_bronze, new_batch_id, parse_date, resolve_source
+from nyc911lib.landing import resolve_source
+from nyc911lib.pipeline import evaluate_bronze, new_batch_id
 from nyc911lib.quality import quarantine_rows
 from nyc911lib.silver import latest_per_key, silver_rows
 
@@ -289,7 +290,7 @@ def run_config(conf: Callable[[str, str | None], str | None]) -> RunConfig:
 
 
 def source_file(params: Params, source: str | None, kind: str | None = None) -> SourceFile:
-    """Resolve and check the export (as `nyc911lib.pipeline.resolve_source`) and identify it."""
+    """Resolve and check the export (as `nyc911lib.landing.resolve_source`) and identify it."""
     path, resolved_kind = resolve_source(params, source)
     sha = storage.file_sha256(path)
     header = tuple(storage.read_source_header(path))

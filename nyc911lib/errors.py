@@ -39,6 +39,10 @@ class QualityRuleError(Nyc911Error):
     """A quality rule with action `fail` was violated: nothing was written."""
 
 
+class EngineError(Nyc911Error):
+    """The engine cannot run as asked (unknown, not installed, or another one already runs)."""
+
+
 class JavaNotFoundError(Nyc911Error):
     """No usable Java 17+ runtime for Spark."""
 

@@ -40,10 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from nyc911lib.bronze import bronze_column_names, check_required_columns
 from nyc911lib.errors import MissingColumnsError, ParamsError, SourceError
-from nyc911lib.landing import FETCHED_PREFIX
-from nyc911lib.schema import BRONZE_SOURCE_NAMES
+from nyc911lib.schema import BRONZE_SOURCE_NAMES, bronze_column_names, check_required_columns
 
 log = logging.getLogger("nyc911")
 
@@ -52,7 +50,7 @@ Record = dict[str, Any]
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-LANDED_PREFIX = FETCHED_PREFIX  # nyc911_e2e_<UTC stamp>.csv
+LANDED_PREFIX = "nyc911_e2e_"  # `nyc911 fetch` lands nyc911_e2e_<UTC stamp>.csv
 # A stable order for offset paging: the natural key, then the row id as the tie-breaker.
 API_ORDER = "week_start_date,agency,final_incident_type,:id"
 _CHUNK = 64 * 1024

@@ -131,7 +131,7 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
     """
     month = F.trunc("week_start_date", "month").alias("month")
     agg = weekly.groupBy(month, "agency").agg(
-        F.sum("incidents").alias("incidents"),
+        F.sum("incidents").cast("long").alias("incidents"),
         *[incident_weighted_mean(m).alias(m) for m in MONTHLY_METRICS],
         *_breach_aggregates(),
         F.count(F.lit(1)).alias("rows"),
@@ -230,7 +230,7 @@ def publication_drift(versions: DataFrame) -> DataFrame:
     def side(flag: str, prefix: str) -> DataFrame:
         rows = marked.where(F.col(flag))
         return rows.groupBy("week_start_date", "agency").agg(
-            F.sum("incidents").alias(f"{prefix}_incidents"),
+            F.sum("incidents").cast("long").alias(f"{prefix}_incidents"),
             incident_weighted_mean("call_to_first_pickup_s").alias(f"{prefix}_avg_call_to_first_pickup_s"),
             incident_weighted_mean("avg_travel_s").alias(f"{prefix}_avg_travel_s"),
             F.count(F.lit(1)).alias(f"{prefix}_rows"),
@@ -238,7 +238,8 @@ def publication_drift(versions: DataFrame) -> DataFrame:
 
     first_published = side("_first", "first_published")
     current = side("_latest", "current")
-    return first_published.join(current, ["week_start_date", "agency"], "full").select(
+    joined = first_published.join(current, ["week_start_date", "agency"], "full")
+    return joined.select(*joined.columns).select(
         "*",
         (F.col("current_incidents") - F.col("first_published_incidents")).alias("incidents_change"),
         pct(

@@ -15,17 +15,24 @@ says the user wants exactly that.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from nyc911lib import storage
+from nyc911lib.config import Params
 from nyc911lib.errors import MixedSourcesError, ParamsError
+from nyc911lib.fetch import LANDED_PREFIX as FETCHED_PREFIX
+from nyc911lib.fetch import fetch_csv_export
+from nyc911lib.sample import write_sample
+from nyc911lib.schema import bronze_column_names, check_required_columns
 
 SAMPLE = "sample"
 REAL_KINDS = ("file", "live")
 LANDED_KINDS = (SAMPLE, *REAL_KINDS)
 LANDED_GLOB = "*.csv"  # hidden `.part` files of a download or copy in progress never match
-FETCHED_PREFIX = "nyc911_e2e_"  # `nyc911 fetch` lands nyc911_e2e_<UTC stamp>.csv
 ALLOW_MIXED_FLAG = "--allow-mixed-sources"
 SAMPLE_SOURCE = "sample"  # `--source sample`: the built-in sample, asked for explicitly
 
@@ -152,3 +159,96 @@ def sample_source_path(warehouse: Path | None) -> Path:
     if warehouse is None:
         raise ParamsError("the built-in sample needs a local warehouse; pass a source instead")
     return warehouse / "sample" / "nyc911_sample.csv"
+
+
+def land_file(source: Path, landing_dir: Path, kind: str) -> tuple[Path, bool]:
+    """Copy an export into the landing folder as `<stamp>__<kind>__<name>`, unless a file with the
+    same content is already there. Returns (landed path, whether it is new).
+
+    The copy goes to a hidden `.part` file first (bronze ignores hidden files) and is then
+    renamed, so a partial copy never appears as a landed file.
+    """
+    sha = storage.file_sha256(source)
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    for existing in sorted(landing_dir.glob(LANDED_GLOB)):
+        if existing.stat().st_size == source.stat().st_size and storage.file_sha256(existing) == sha:
+            return existing, False
+    target = landing_dir / f"{landed_stamp()}__{kind}__{source.name}"
+    part = landing_dir / f".{target.name}.part"
+    try:
+        shutil.copyfile(source, part)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target, True
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A publication a run landed (or found already landed with the same content)."""
+
+    path: Path
+    kind: str
+    new: bool
+
+
+def warehouse_holdings(params: Params) -> Holdings:
+    """What the warehouse holds: the kinds of its landed files and of bronze's ingest log."""
+    return holdings(params.landing_dir, storage.ingested_kinds(params))
+
+
+def plan_landing(
+    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
+) -> str | None:
+    """Check what a run asks to land, writing nothing; return its kind (None: nothing to land).
+
+    - No source: the built-in sample in a new, empty warehouse; nothing in one that holds
+      publications (the run then processes what is landed and not processed yet).
+    - `sample`: the built-in sample; `live`: a download of the current export; else a CSV export,
+      checked here (exists, not empty, not HTML, required columns).
+    - The sample is refused where real publications are, a real export where the sample is, and
+      a warehouse that already mixes them is refused too, unless `allow_mixed`.
+    """
+    held = warehouse_holdings(params)
+    where = describe(params.warehouse, params.landing_dir)
+    kind = requested_kind(source, held)
+    if kind == "file":
+        resolve_source(params, source)
+    if kind is not None:
+        check_new_publication(held, kind, where, allow_mixed=allow_mixed)
+    check_not_mixed(held, where, allow_mixed=allow_mixed)
+    return kind
+
+
+def land_source(
+    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
+) -> Landed | None:
+    """Land what a run asks for (see `plan_landing`, whose checks all pass first), or nothing.
+
+    A refused source raises before anything is landed or written. A file whose content is already
+    in the landing folder is not landed twice (`Landed.new` is False).
+    """
+    kind = plan_landing(params, source, allow_mixed=allow_mixed)
+    if kind is None:
+        return None
+    if kind == "live":
+        return Landed(fetch_csv_export(params.fetch, params.landing_dir), kind, True)
+    path, _ = resolve_source(params, source)
+    landed, new = land_file(path, params.landing_dir, kind)
+    return Landed(landed, kind, new)
+
+
+def resolve_source(params: Params, source: str | Path | None) -> tuple[Path, str]:
+    """The file to ingest and its kind: a given export (`file`) or, for None or `sample`, the
+    built-in sample (`sample`), written on first use. The source is checked (exists, not empty,
+    required columns) here, so a bad source fails before any Spark work."""
+    if source is None or str(source) == SAMPLE_SOURCE:
+        path = sample_source_path(params.warehouse)
+        if not path.is_file():
+            write_sample(path)
+        kind = SAMPLE
+    else:
+        path, kind = Path(source).resolve(), "file"
+    header = storage.read_source_header(path)
+    check_required_columns(str(path), bronze_column_names(header))
+    return path, kind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from nyc911lib.spark import is_databricks
+from nyc911lib.engine import is_databricks
 
 
 def _databricks_widget(name: str) -> str | None:

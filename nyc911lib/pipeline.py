@@ -18,21 +18,12 @@ from pathlib import Path
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib import landing, storage
+from nyc911lib import bronze_io, engine, landing, storage
 from nyc911lib.anomalies import weekly_anomalies
-from nyc911lib.bronze import (
-    bronze_column_names,
-    bronze_from_numbered_lines,
-    check_required_columns,
-    lines_of_files,
-    lines_of_text_file,
-    parse_header_line,
-)
 from nyc911lib.config import Params
 from nyc911lib.data_quality import data_quality_batches, data_quality_rules
-from nyc911lib.errors import ParamsError, QualityRuleError, SourceError
+from nyc911lib.errors import QualityRuleError
 from nyc911lib.faults import fault_point
-from nyc911lib.fetch import fetch_csv_export
 from nyc911lib.gold import (
     kpi_monthly_agency,
     kpi_summary,
@@ -48,7 +39,6 @@ from nyc911lib.quality import (
     schema_drift_metrics,
     with_quality_results,
 )
-from nyc911lib.sample import write_sample
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
 from nyc911lib.silver import (
     _EVALUATION_COLUMNS,
@@ -60,7 +50,7 @@ from nyc911lib.silver import (
     typed_e2e,
 )
 from nyc911lib.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
-from nyc911lib.spark import size_shuffles
+from nyc911lib.tables import DateRange
 from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 log_ = logging.getLogger("nyc911")
@@ -70,75 +60,6 @@ def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
     """A batch id that sorts by ingestion time and names the file content: `20261126T200102Z-1a2b3c4d`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%S%f}Z-{sha256[:8]}"
-
-
-@dataclass(frozen=True)
-class Landed:
-    """A publication a run landed (or found already landed with the same content)."""
-
-    path: Path
-    kind: str
-    new: bool
-
-
-def warehouse_holdings(params: Params) -> landing.Holdings:
-    """What the warehouse holds: the kinds of its landed files and of bronze's ingest log."""
-    return landing.holdings(params.landing_dir, storage.ingested_kinds(params))
-
-
-def plan_landing(
-    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
-) -> str | None:
-    """Check what a run asks to land, writing nothing; return its kind (None: nothing to land).
-
-    - No source: the built-in sample in a new, empty warehouse; nothing in one that holds
-      publications (the run then processes what is landed and not processed yet).
-    - `sample`: the built-in sample; `live`: a download of the current export; else a CSV export,
-      checked here (exists, not empty, not HTML, required columns).
-    - The sample is refused where real publications are, a real export where the sample is, and
-      a warehouse that already mixes them is refused too, unless `allow_mixed`.
-    """
-    held = warehouse_holdings(params)
-    where = landing.describe(params.warehouse, params.landing_dir)
-    kind = landing.requested_kind(source, held)
-    if kind == "file":
-        resolve_source(params, source)
-    if kind is not None:
-        landing.check_new_publication(held, kind, where, allow_mixed=allow_mixed)
-    landing.check_not_mixed(held, where, allow_mixed=allow_mixed)
-    return kind
-
-
-def land_source(
-    params: Params, source: str | Path | None = None, *, allow_mixed: bool = False
-) -> Landed | None:
-    """Land what a run asks for (see `plan_landing`, whose checks all pass first), or nothing.
-
-    A refused source raises before anything is landed or written. A file whose content is already
-    in the landing folder is not landed twice (`Landed.new` is False).
-    """
-    kind = plan_landing(params, source, allow_mixed=allow_mixed)
-    if kind is None:
-        return None
-    if kind == "live":
-        return Landed(fetch_csv_export(params.fetch, params.landing_dir), kind, True)
-    path, _ = resolve_source(params, source)
-    landed, new = storage.land_file(path, params.landing_dir, kind)
-    return Landed(landed, kind, new)
-
-
-@dataclass(frozen=True)
-class _Publication:
-    """A landed file bronze has not ingested: identity, header and its lines (not yet read)."""
-
-    path: Path
-    kind: str
-    sha256: str
-    header: list[str]
-    batch_id: str
-    bytes: int
-    lines: DataFrame  # path, _source_sha256, _line_number (1 = the header), value
-    data_lines: int
 
 
 def _pending_files(spark: SparkSession, params: Params) -> tuple[list[Path], dict[str, dict]]:
@@ -151,66 +72,6 @@ def _pending_files(spark: SparkSession, params: Params) -> tuple[list[Path], dic
             logged[Path(r["source_file"]).name] = r.asDict()
     pending = [p for p in landing.landed_files(params.landing_dir) if p.name not in logged]
     return pending, logged
-
-
-def _read_publications(
-    spark: SparkSession, params: Params, files: list[Path]
-) -> tuple[list[_Publication], list[DataFrame]]:
-    """Hash, split and check every pending file, before anything is written.
-
-    Small files are read whole (Spark's binaryFile reader, hashed in Spark); a file over
-    `performance.whole_file_max_mb` is read in parallel line splits and hashed on the driver, so
-    no task has to hold a whole file. Every header is checked here: one bad file stops the run
-    with its name and nothing is appended. Files are keyed by name (unique in a landing folder).
-    """
-    limit = params.performance.whole_file_max_mb * 2**20
-    small = [p for p in files if p.stat().st_size <= limit]
-    sha_of, header_of, data_lines, line_frames = {}, {}, {}, {}
-    cached = []
-    if small:
-        whole = spark.read.format("binaryFile").load([p.resolve().as_uri() for p in small])
-        lines = lines_of_files(whole).withColumn("_name", _file_name(F.col("path"))).persist()
-        cached.append(lines)
-        firsts = lines.where(F.col("_line_number") == 1).select("_name", "_source_sha256", "value")
-        for r in firsts.collect():
-            sha_of[r["_name"]], header_of[r["_name"]] = r["_source_sha256"], parse_header_line(r["value"])
-        for r in lines.where(F.col("_line_number") > 1).groupBy("_name").count().collect():
-            data_lines[r["_name"]] = r["count"]  # every line but the header is one bronze row
-        for p in small:
-            line_frames[p.name] = lines.where(F.col("_name") == p.name).drop("_name")
-    for p in files:
-        if p in small:
-            continue
-        uri = p.resolve().as_uri()
-        sha_of[p.name], header_of[p.name] = storage.file_sha256(p), storage.read_source_header(p)
-        text = storage.read_file_lines(spark, uri)
-        line_frames[p.name] = text.transform(lines_of_text_file(uri, sha_of[p.name]))
-        data_lines[p.name] = text.count() - 1  # one plain pass: numbering the lines is not needed
-    publications = []
-    for p in files:
-        if p.name not in header_of:
-            raise SourceError(f"landed file is empty: {p}; remove it from the landing folder")
-        check_required_columns(str(p), bronze_column_names(header_of[p.name]))
-        stat = p.stat()
-        modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc).replace(tzinfo=None)
-        publications.append(
-            _Publication(
-                path=p,
-                kind=landing.source_kind_of(p.name),
-                sha256=sha_of[p.name],
-                header=header_of[p.name],
-                batch_id=landing.publication_id(p.name, modified, sha_of[p.name]),
-                bytes=stat.st_size,
-                lines=line_frames[p.name],
-                data_lines=data_lines.get(p.name, 0),
-            )
-        )
-    return sorted(publications, key=lambda pub: pub.batch_id), cached
-
-
-def _file_name(path: F.Column) -> F.Column:
-    """The file name of a path as Spark reports it (`file:/a/b%20c.csv` -> `b c.csv`)."""
-    return F.url_decode(F.regexp_extract(path, r"([^/]+)$", 1))
 
 
 INGEST_LOG_SCHEMA = (
@@ -242,18 +103,17 @@ def ingest_bronze(spark: SparkSession, params: Params, *, allow_mixed: bool = Fa
     landing.check_not_mixed(
         held, landing.describe(params.warehouse, params.landing_dir), allow_mixed=allow_mixed
     )
-    publications, cached = _read_publications(spark, params, files)
+    publications, held = bronze_io.read_publications(spark, params, files)
     seen = {r["source_sha256"]: r["batch_id"] for r in logged.values() if r["status"] == "ingested"}
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.timezone.utc)
     log = []
     try:
         for pub in publications:
             duplicate_of = seen.get(pub.sha256)
-            source_file = str(pub.path)
             log.append(
                 {
                     "batch_id": pub.batch_id,
-                    "source_file": source_file,
+                    "source_file": pub.source_file,
                     "source_kind": pub.kind,
                     "source_sha256": pub.sha256,
                     "bytes": pub.bytes,
@@ -269,16 +129,12 @@ def ingest_bronze(spark: SparkSession, params: Params, *, allow_mixed: bool = Fa
             seen[pub.sha256] = pub.batch_id
             if legacy and _bronze_has_batch(spark, params, pub.batch_id):
                 continue  # appended by an earlier version whose checkpoint was not committed
-            rows = pub.lines.drop("path").transform(
-                bronze_from_numbered_lines(pub.header, source_file, pub.kind, pub.batch_id, F.lit(now))
-            )
-            storage.write_table(
-                rows, params, "bronze", "e2e_raw", mode="append", txn=(BRONZE_TXN_PREFIX + pub.batch_id, 0)
-            )
+            txn = (BRONZE_TXN_PREFIX + pub.batch_id, 0)
+            storage.write_table(pub.rows(now), params, "bronze", "e2e_raw", mode="append", txn=txn)
             fault_point("bronze.after_append")
     finally:
-        for frame in cached:
-            frame.unpersist()
+        for frame in held:
+            engine.release(frame)
     storage.write_table(
         spark.createDataFrame(log, schema=INGEST_LOG_SCHEMA), params, "bronze", "ingest_log", mode="append"
     )
@@ -329,11 +185,14 @@ LEGACY_CHECKPOINTS = "_checkpoints"
 
 
 def _size_shuffles_to_bronze(spark: SparkSession, params: Params) -> int:
-    """Silver and gold shuffle rows that all come from bronze: size the shuffles to it; return
-    bronze's size in bytes."""
+    """Silver and gold shuffle rows that all come from bronze: on the spark engine, size the
+    shuffles to it (DuckDB sizes its own work); return bronze's size in bytes."""
     size = storage.table_size_bytes(spark, params, "bronze", "e2e_raw")
-    partitions = size_shuffles(spark, size, params.performance)
-    log_.info("bronze is %.1f MB: %d shuffle partitions", size / 2**20, partitions)
+    if engine.name() == "spark":
+        from nyc911lib.spark import size_shuffles  # noqa: PLC0415 - the spark engine only
+
+        partitions = size_shuffles(spark, size, params.performance)
+        log_.info("bronze is %.1f MB: %d shuffle partitions", size / 2**20, partitions)
     return size
 
 
@@ -399,9 +258,12 @@ def silver_tables(evaluated: DataFrame, params: Params) -> SilverTables:
     )
     accounting = (
         outcome.groupBy(F.col("_batch_id").alias("batch_id"))
-        .pivot("outcome", ["silver", "quarantine", "superseded"])
-        .count()
-        .na.fill(0)
+        .agg(
+            *[
+                F.count(F.when(F.col("outcome") == o, 1)).alias(o)
+                for o in ("silver", "quarantine", "superseded")
+            ]
+        )
         .select(
             "batch_id",
             (F.col("silver") + F.col("quarantine") + F.col("superseded")).alias("rows_bronze"),
@@ -442,10 +304,14 @@ def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
     )
     counts = (
         incoming.groupBy("_batch_id")
-        .pivot("outcome", [*ACCOUNTING_OUTCOMES, "quarantined"])
-        .count()
+        .agg(
+            *[
+                F.count(F.when(F.col("outcome") == o, 1)).alias(o)
+                for o in (*ACCOUNTING_OUTCOMES, "quarantined")
+            ]
+        )
         .join(replaced, "_batch_id", "left")
-        .na.fill(0)
+        .na.fill(0, subset=["rows_replaced"])
     )
     parts = [F.col(c) for c in (*ACCOUNTING_OUTCOMES, "quarantined")]
     return counts.select(
@@ -477,10 +343,10 @@ def _silver_batch(
     recomputes the outcomes against silver as it was before the batch (pinned to the version
     before its MERGE when that committed), so it writes exactly what the first attempt wrote.
     """
-    evaluated = bronze.transform(evaluate_bronze(params)).persist()
+    evaluated = engine.materialize(bronze.transform(evaluate_bronze(params)))
     outcomes = None
     try:
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.timezone.utc)
         stamp = [F.lit(run_id).alias("run_id"), F.lit(now).alias("evaluated_at")]
         metrics = (
             evaluated.transform(rule_metrics(params.quality_rules))
@@ -506,7 +372,7 @@ def _silver_batch(
                 valid.select(*NATURAL_KEY).distinct(), list(NATURAL_KEY), "left_semi"
             )
             versions = versions.unionByName(current.withColumn("_origin", F.lit(0)), allowMissingColumns=True)
-        outcomes = versions.transform(restatement_outcomes()).persist()
+        outcomes = engine.materialize(versions.transform(restatement_outcomes()))
         moved = F.col("outcome").isin("replaced", "superseded")
         write = partial(
             storage.write_table, params=params, layer="silver", mode="append", txn=txn, metadata=metadata
@@ -537,9 +403,9 @@ def _silver_batch(
         write(accounting, key="batch_accounting")
         return [r.asDict() for r in accounting.orderBy("batch_id").collect()]
     finally:
-        evaluated.unpersist()
+        engine.release(evaluated)
         if outcomes is not None:
-            outcomes.unpersist()
+            engine.release(outcomes)
 
 
 def _silver_version_before(spark: SparkSession, params: Params, metadata: dict) -> int | None:
@@ -549,10 +415,9 @@ def _silver_version_before(spark: SparkSession, params: Params, metadata: dict) 
     last = storage.last_commit(spark, params, "silver", "e2e_weekly")
     if last is None:
         return None
-    version, found = last
-    if (found or {}).get("bronze") != metadata["bronze"]:
-        return version
-    return version - 1 if version > 0 else None
+    if (last.metadata or {}).get("bronze") != metadata["bronze"]:
+        return last.version
+    return last.version - 1 if last.version > 0 else None
 
 
 # Change Data Feed on silver: every insert, and the before/after image of every restatement.
@@ -721,7 +586,12 @@ def gold_is_current(spark: SparkSession, params: Params) -> bool:
     state = {**gold_state(spark, params), "scope": "all"}
     with ThreadPoolExecutor(max_workers=GOLD_WRITERS, thread_name_prefix="gold-check") as pool:
         found = pool.map(lambda t: storage.last_commit_metadata(spark, params, "gold", t), GOLD_OUTPUTS)
-        return all(metadata == state for metadata in found)
+        return all(_records(metadata, state) for metadata in found)
+
+
+def _records(metadata: dict | None, state: dict) -> bool:
+    """Whether a commit's metadata records `state` (it also names the engine and runner)."""
+    return metadata is not None and all(metadata.get(k) == v for k, v in state.items())
 
 
 def build_gold(
@@ -748,8 +618,8 @@ def build_gold(
     silver = storage.read_table(spark, params, "silver", "e2e_weekly")
     if ranged and storage.table_exists(spark, params, "gold", "kpi_weekly"):
         weekly = silver.transform(within_weeks(date_from, date_to)).transform(kpi_weekly(params.sla_rules))
-        scope = week_predicate(date_from, date_to)
-        storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state, replace_where=scope)
+        scope = DateRange("week_start_date", date_from, date_to)
+        storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state, replace=scope)
     else:
         weekly = silver.transform(kpi_weekly(params.sla_rules))
         storage.write_table(weekly, params, "gold", "kpi_weekly", metadata=state)
@@ -770,16 +640,6 @@ def build_gold(
     for table in zorder_gold(spark, params, bronze_bytes, state):
         log_.info("gold: %s Z-ordered by %s", table, ", ".join(ZORDER_COLUMNS))
     return storage.read_table(spark, params, "gold", "kpi_summary").first().asDict()
-
-
-def week_predicate(date_from: dt.date | None, date_to: dt.date | None) -> str:
-    """The SQL predicate of a week range, for Delta's replaceWhere."""
-    parts = []
-    if date_from is not None:
-        parts.append(f"week_start_date >= DATE'{date_from.isoformat()}'")
-    if date_to is not None:
-        parts.append(f"week_start_date <= DATE'{date_to.isoformat()}'")
-    return " AND ".join(parts) or "true"
 
 
 @dataclass(frozen=True)
@@ -815,41 +675,3 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     """An id for one pipeline run, sortable by time: `run-20261126T200102Z`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"run-{now:%Y%m%dT%H%M%S}Z"
-
-
-def parse_date(value: str | dt.date | None, name: str) -> dt.date | None:
-    """A `YYYY-MM-DD` parameter as a date (None stays None); a clear error otherwise."""
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ParamsError(f"{name} must be a date as YYYY-MM-DD, got '{value}'") from exc
-
-
-def parse_flag(value: str | bool | None, name: str) -> bool:
-    """A yes/no parameter (a bool, or `true`/`false` text from a Databricks widget)."""
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    raise ParamsError(f"{name} must be true or false, got '{value}'")
-
-
-def resolve_source(params: Params, source: str | Path | None) -> tuple[Path, str]:
-    """The file to ingest and its kind: a given export (`file`) or, for None or `sample`, the
-    built-in sample (`sample`), written on first use. The source is checked (exists, not empty,
-    required columns) here, so a bad source fails before any Spark work."""
-    if source is None or str(source) == landing.SAMPLE_SOURCE:
-        path = landing.sample_source_path(params.warehouse)
-        if not path.is_file():
-            write_sample(path)
-        kind = landing.SAMPLE
-    else:
-        path, kind = Path(source).resolve(), "file"
-    header = storage.read_source_header(path)
-    check_required_columns(str(path), bronze_column_names(header))
-    return path, kind

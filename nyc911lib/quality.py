@@ -17,9 +17,8 @@ def rule_passes(rule: QualityRule) -> Column:
 
 
 def _failed(rules: Sequence[QualityRule]) -> Column:
-    if not rules:
-        return F.array().cast("array<string>")
-    tagged = F.array(*[F.when(~rule_passes(r), F.lit(r.name)) for r in rules])
+    names = [F.when(~rule_passes(r), F.lit(r.name)) for r in rules] or [F.lit(None).cast("string")]
+    tagged = F.array(*names)
     return F.filter(tagged, lambda x: x.isNotNull())
 
 
@@ -53,8 +52,12 @@ def is_quarantined(df: DataFrame) -> Column:
 def quarantine_rows(evaluated: DataFrame) -> DataFrame:
     """Rows failing a drop rule, stored as received (source text) with every reason and lineage."""
     lineage = [c for c in evaluated.columns if c.startswith("_") and c not in ("_raw",)]
+    raw = next(f.dataType for f in evaluated.schema.fields if f.name == "_raw")
     return evaluated.where(is_quarantined(evaluated)).select(
-        "_raw.*", *lineage, "quarantine_reasons", "quality_warnings"
+        *[F.col("_raw")[c].alias(c) for c in raw.fieldNames()],
+        *lineage,
+        "quarantine_reasons",
+        "quality_warnings",
     )
 
 
@@ -63,7 +66,7 @@ def rule_metrics(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFram
 
     def transform(evaluated: DataFrame) -> DataFrame:
         counts = [
-            F.sum(F.array_contains("failed_rules", r.name).cast("long")).alias(f"f{i}")
+            F.sum(F.array_contains("failed_rules", r.name).cast("long")).cast("long").alias(f"f{i}")
             for i, r in enumerate(rules)
         ]
         per_batch = evaluated.groupBy("_batch_id").agg(F.count(F.lit(1)).alias("rows_evaluated"), *counts)
@@ -82,12 +85,12 @@ def rule_metrics(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFram
         ).alias("m")
         return per_batch.select(F.col("_batch_id").alias("batch_id"), "rows_evaluated", stacked).select(
             "batch_id",
-            "m.rule",
-            "m.action",
-            "m.condition",
+            F.col("m.rule"),
+            F.col("m.action"),
+            F.col("m.condition"),
             "rows_evaluated",
             (F.col("rows_evaluated") - F.col("m.rows_failed")).alias("rows_passed"),
-            "m.rows_failed",
+            F.col("m.rows_failed"),
         )
 
     return transform
@@ -129,10 +132,10 @@ def schema_drift_metrics(known: Sequence[str]) -> Callable[[DataFrame], DataFram
                 "batch_id",
                 F.lit(SCHEMA_DRIFT_RULE).alias("rule"),
                 F.lit("warn").alias("action"),
-                "m.condition",
+                F.col("m.condition"),
                 "rows_evaluated",
                 (F.col("rows_evaluated") - F.col("m.rows_failed")).alias("rows_passed"),
-                "m.rows_failed",
+                F.col("m.rows_failed"),
             )
         )
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib import storage
+from nyc911lib import engine, storage
 from nyc911lib.config import Params
 from nyc911lib.errors import ParamsError
 from nyc911lib.gold import incident_weighted_mean
@@ -108,25 +108,24 @@ def read_report_gold(
             .agg(F.min("week_start_date").alias("first_week"), F.max("week_start_date").alias("last_week"))
         )
         summary = _scope_summary(monthly).drop("first_week", "last_week").crossJoin(weeks).crossJoin(kinds)
-    summary_pdf = summary.toPandas()
+    summary_pdf = engine.to_pandas(summary)
     latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
     shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()
+    pandas = engine.to_pandas
+    monthly_scope = scope.weeks("month") & scope.of_agencies()
+    latest_alerts_scope = weekly_scope & (F.col("week_start_date") == F.lit(latest_week))
     details = ReportDetails(
-        headline=gold("kpi_headline").where(scope.weeks() & shown_agencies).toPandas(),
-        monthly_priority=gold("kpi_monthly_priority")
-        .where(scope.weeks("month") & scope.of_agencies())
-        .toPandas(),
-        sla_rules=gold("sla_rules").toPandas(),
-        sla_breach_weekly=gold("sla_breach_weekly").where(weekly_scope).toPandas(),
-        sla_alerts=gold("sla_alerts")
-        .where(weekly_scope & (F.col("week_start_date") == F.lit(latest_week)))
-        .toPandas(),
-        anomalies=gold("anomalies").where(weekly_scope).toPandas(),
-        dq_batches=gold("data_quality_batches").toPandas(),
-        dq_rules=gold("data_quality_rules").toPandas(),
+        headline=pandas(gold("kpi_headline").where(scope.weeks() & shown_agencies)),
+        monthly_priority=pandas(gold("kpi_monthly_priority").where(monthly_scope)),
+        sla_rules=pandas(gold("sla_rules")),
+        sla_breach_weekly=pandas(gold("sla_breach_weekly").where(weekly_scope)),
+        sla_alerts=pandas(gold("sla_alerts").where(latest_alerts_scope)),
+        anomalies=pandas(gold("anomalies").where(weekly_scope)),
+        dq_batches=pandas(gold("data_quality_batches")),
+        dq_rules=pandas(gold("data_quality_rules")),
         generated_at=generated_at,
     )
-    return summary_pdf, monthly.orderBy("month", "agency").toPandas(), details
+    return summary_pdf, pandas(monthly.orderBy("month", "agency")), details
 
 
 def build_report(

@@ -7,8 +7,12 @@ seconds, ``Average ...`` (segment averages) in minutes; silver holds every durat
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from nyc911lib.errors import MissingColumnsError
 
 
 @dataclass(frozen=True)
@@ -97,3 +101,32 @@ LINEAGE_COLUMNS: tuple[str, ...] = (
     "_line_number",
     "_corrupt_record",
 )
+
+
+def bronze_column_names(header: Sequence[str]) -> list[str]:
+    """Sanitized, unique snake_case names for a source header (portal headers or API field names).
+
+    A repeated or empty header gets a numeric suffix rather than silently overwriting a column.
+    """
+    names: list[str] = []
+    for raw in header:
+        base = sanitize_column_name(raw)
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def check_required_columns(source: str, names: Sequence[str]) -> None:
+    """Raise MissingColumnsError naming every required column the header lacks."""
+    missing = [c for c in REQUIRED_BRONZE_NAMES if c not in names]
+    if missing:
+        raise MissingColumnsError(source, missing, list(names))
+
+
+def parse_header_line(line: str | None) -> list[str]:
+    """The column names of a CSV header line (byte-order mark and surrounding spaces removed)."""
+    if not line:
+        return []
+    return [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]), [])]

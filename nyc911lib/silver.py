@@ -14,7 +14,10 @@ from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, Sour
 
 LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
 _DATE_FORMATS = ("MM/dd/yyyy", "yyyy-MM-dd")  # portal CSV, SODA API (ISO, time part cut off)
+_PORTAL_DATE, _ISO_DATE = r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _PRIORITY_PREFIX = r"^(\d+)\.\s*(.*)$"
+# A decimal number as both Spark's and DuckDB's string->double casts read it (no NaN/Infinity/hex).
+_NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def _text(df: DataFrame, column: SourceColumn) -> Column:
@@ -25,10 +28,14 @@ def _text(df: DataFrame, column: SourceColumn) -> Column:
 
 
 def parse_week_start_date(text: Column) -> Column:
-    """`MM/DD/YYYY` (portal) or ISO `YYYY-MM-DD[T...]` (API) -> date; anything else -> NULL."""
+    """`MM/DD/YYYY` (portal) or ISO `YYYY-MM-DD[T...]` (API) -> date; anything else -> NULL.
+
+    The shape is checked first (two-digit month and day, four-digit year): DuckDB's parser also
+    takes `1/5/2025` or `11/18/13`, Spark's does not, and both engines must agree."""
+    iso = F.substring(text, 1, 10)
     return F.coalesce(
-        F.try_to_date(text, _DATE_FORMATS[0]),
-        F.try_to_date(F.substring(text, 1, 10), _DATE_FORMATS[1]),
+        F.when(text.rlike(_PORTAL_DATE), F.try_to_timestamp(text, F.lit(_DATE_FORMATS[0])).cast("date")),
+        F.when(iso.rlike(_ISO_DATE), F.try_to_timestamp(iso, F.lit(_DATE_FORMATS[1])).cast("date")),
     )
 
 
@@ -39,7 +46,7 @@ def parse_incidents(text: Column) -> Column:
 
 def parse_seconds(text: Column, unit: str) -> Column:
     """A duration in seconds from a `seconds` or `minutes` text value (NULL when unparsable)."""
-    value = text.try_cast("double")
+    value = F.when(text.rlike(_NUMBER), text.cast("double"))
     finite = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
     seconds = value * 60.0 if unit == "minutes" else value
     return F.when(finite, F.round(seconds, 6))
@@ -85,9 +92,8 @@ def standard_incident_type(fixes: Mapping[str, str], unspecified: str) -> Callab
 
 def _names_where(flags: Sequence[tuple[str, Column]]) -> Column:
     """An array of the names whose flag is true (empty array when none)."""
-    if not flags:
-        return F.array().cast("array<string>")
-    tagged = F.array(*[F.when(flag, F.lit(name)) for name, flag in flags])
+    names = [F.when(flag, F.lit(name)) for name, flag in flags] or [F.lit(None).cast("string")]
+    tagged = F.array(*names)
     return F.filter(tagged, lambda x: x.isNotNull())
 
 
@@ -221,10 +227,10 @@ def restatement_outcomes(
         runs = flagged.select(
             "*",
             F.sum(F.col("_changed").cast("int")).over(order).alias("_run"),
-            F.first(F.when(F.col("_changed"), F.col("_batch_id")), ignorenulls=True)
+            F.first_value(F.when(F.col("_changed"), F.col("_batch_id")), True)
             .over(later)
             .alias("superseded_by_batch_id"),
-            F.first(F.when(F.col("_changed"), F.col("_line_number")), ignorenulls=True)
+            F.first_value(F.when(F.col("_changed"), F.col("_line_number")), True)
             .over(later)
             .alias("superseded_by_line_number"),
         )

@@ -26,7 +26,7 @@ def _breaching_rows(weekly: DataFrame, rule: SlaRule) -> DataFrame:
         "incident_type",
         "week_start_date",
         F.col(rule.metric).cast("double").alias("observed_s"),
-        F.lit(float(rule.threshold_s)).alias("threshold_s"),
+        F.lit(float(rule.threshold_s)).cast("double").alias("threshold_s"),
         F.col("incidents").alias("incidents_affected"),
     )
 
@@ -88,9 +88,11 @@ def sla_breach_weekly(sla_rules: Sequence[SlaRule]) -> Callable[[DataFrame], Dat
                 .groupBy("week_start_date", "agency")
                 .agg(
                     F.count(F.lit(1)).alias("rows_evaluated"),
-                    F.sum(breached.cast("long")).alias("rows_breached"),
-                    F.sum("incidents").alias("incidents_evaluated"),
-                    F.sum(F.when(breached, F.col("incidents")).otherwise(0)).alias("incidents_breached"),
+                    F.sum(breached.cast("long")).cast("long").alias("rows_breached"),
+                    F.sum("incidents").cast("long").alias("incidents_evaluated"),
+                    F.sum(F.when(breached, F.col("incidents")).otherwise(0))
+                    .cast("long")
+                    .alias("incidents_breached"),
                 )
                 .select(F.lit(rule.name).alias("rule"), "*")
             )

@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,16 +15,10 @@ from delta import configure_spark_with_delta_pip
 from pyspark.sql import SparkSession
 
 from nyc911lib.config import PerformanceSettings
-from nyc911lib.errors import JavaNotFoundError
+from nyc911lib.engine import is_databricks, require_java
 
-MIN_JAVA = 17
 DEFAULT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
-JAVA_HELP = (
-    "Spark needs Java {min}+ and {found}. Install one, e.g. `sudo apt-get install "
-    "openjdk-17-jre-headless` (Debian/Ubuntu), `brew install openjdk@17` (macOS) or "
-    "`conda install -c conda-forge openjdk=17`, then make sure `java` is on PATH or JAVA_HOME is set."
-)
 
 # Small-data settings for a laptop: the 911 export is ~12k rows, so the default 200 shuffle
 # partitions would mean 200 tiny tasks per shuffle. Override with NYC911_SHUFFLE_PARTITIONS.
@@ -41,41 +32,9 @@ LOCAL_CONF = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
     "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "false",
+    # Table features both engines read and write: delta-rs reads no deletion vectors.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
-
-
-def is_databricks() -> bool:
-    """True inside a Databricks runtime (it sets DATABRICKS_RUNTIME_VERSION)."""
-    return "DATABRICKS_RUNTIME_VERSION" in os.environ
-
-
-def java_major_version(java: str | None = None) -> int | None:
-    """The major version of `java` (JAVA_HOME first, then PATH), or None when there is none."""
-    if java is None:
-        home = os.environ.get("JAVA_HOME")
-        candidate = os.path.join(home, "bin", "java") if home else None
-        java = candidate if candidate and os.path.exists(candidate) else shutil.which("java")
-    if not java:
-        return None
-    try:
-        out = subprocess.run([java, "-version"], check=False, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2)) if major == 1 and match.group(2) else major
-
-
-def require_java(java: str | None = None) -> int:
-    """Fail fast, with install instructions, when Java 17+ is missing."""
-    major = java_major_version(java)
-    if major is None:
-        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found="no `java` was found"))
-    if major < MIN_JAVA:
-        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found=f"found Java {major}"))
-    return major
 
 
 def delta_jars(jars_dir: Path | None = None) -> list[Path]:

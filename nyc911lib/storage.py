@@ -13,19 +13,19 @@ import errno
 import fcntl
 import hashlib
 import io
-import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
-
+from nyc911lib import engine
 from nyc911lib.config import Params
 from nyc911lib.errors import ConcurrentRunError, ParamsError, SourceError
-from nyc911lib.landing import LANDED_GLOB, landed_stamp
+from nyc911lib.tables import Commit, DateRange, Tables, Txn
+
+if TYPE_CHECKING:  # the engine's classes (SQLFrame's or PySpark's): names for the annotations only
+    from pyspark.sql import DataFrame, SparkSession
 
 _HEADER_PEEK_BYTES = 64 * 1024
 
@@ -57,12 +57,29 @@ def has_commit(table_dir: str | Path) -> bool:
     return log.is_dir() and any(_COMMIT_FILE.match(p.name) for p in log.iterdir())
 
 
+def tables(spark: SparkSession | None = None) -> Tables:
+    """The Delta operations of this process's engine (`nyc911lib.tables.Tables`)."""
+    session = spark if spark is not None else engine.session()
+    backend = _BACKENDS.get(id(session))
+    if backend is None:
+        if engine.name() == "spark":
+            from nyc911lib.delta_spark import DeltaSparkTables  # noqa: PLC0415 - imports delta-spark
+
+            backend = DeltaSparkTables(session)
+        else:
+            from nyc911lib.delta_rs import DeltaRsTables  # noqa: PLC0415
+
+            backend = DeltaRsTables(session)
+        _BACKENDS[id(session)] = backend
+    return backend
+
+
+_BACKENDS: dict[int, Tables] = {}
+
+
 def table_exists(spark: SparkSession, params: Params, layer: str, key: str) -> bool:
     """Whether the table has been committed at least once (a half-created folder is not a table)."""
-    name = table_name(params, layer, key)
-    if params.catalog:
-        return spark.catalog.tableExists(name)
-    return has_commit(name)
+    return tables(spark).exists(table_name(params, layer, key))
 
 
 def read_table(
@@ -70,15 +87,9 @@ def read_table(
 ) -> DataFrame:
     """Read a layer table (Delta), at its latest or at a given version (time travel)."""
     name = table_name(params, layer, key)
-    reader = spark.read if version is None else spark.read.option("versionAsOf", version)
-    if params.catalog:
-        return reader.table(name)
-    if not table_exists(spark, params, layer, key):
+    if not params.catalog and not has_commit(name):
         raise SourceError(f"table {layer}.{key} does not exist yet at {name}: run the earlier layers first")
-    return reader.format("delta").load(name)
-
-
-Txn = tuple[str, int]  # (application id, version): Delta's idempotent-write transaction identifier
+    return tables(spark).read(name, version)
 
 
 def write_table(
@@ -90,36 +101,36 @@ def write_table(
     *,
     txn: Txn | None = None,
     metadata: dict | None = None,
-    replace_where: str | None = None,
+    replace: DateRange | None = None,
     properties: dict[str, str] | None = None,
 ) -> str:
     """Write a layer table as Delta: `overwrite` replaces data and schema, `append` merges schema
     (a new source column is kept, never an error). Each write is one atomic Delta commit.
 
-    `txn` makes the write idempotent: Delta skips it when the table already committed that
-    application id at that version or later (a streaming micro-batch replayed after a crash).
-    `metadata` is stored as the commit's userMetadata (JSON); `replace_where` overwrites only the
-    rows matching that predicate.
+    `txn` makes the write idempotent: it is skipped when the table already committed that
+    application id at that version or later (a batch replayed after a crash). `metadata` is
+    stored as the commit's userMetadata (JSON), with the engine and runner of this process;
+    `replace` overwrites only the rows in that date range.
     """
     name = table_name(params, layer, key)
-    writer = df.write.format("delta").mode(mode)
-    if replace_where is not None:
-        writer = writer.option("replaceWhere", replace_where)
-    elif mode == "overwrite":
-        writer = writer.option("overwriteSchema", "true")
-    else:
-        writer = writer.option("mergeSchema", "true")
-    if txn is not None:
-        writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))
-    if metadata is not None:
-        writer = writer.option("userMetadata", json.dumps(metadata, sort_keys=True))
-    for prop, value in (properties or {}).items():  # `delta.*` options become table properties on create
-        writer = writer.option(prop, value)
-    if params.catalog:
-        writer.saveAsTable(name)
-    else:
-        writer.save(name)
+    tables().write(
+        df,
+        name,
+        mode=mode,
+        txn=txn,
+        metadata=commit_metadata(metadata),
+        replace=replace,
+        properties=properties,
+    )
     return name
+
+
+def commit_metadata(metadata: dict | None = None) -> dict:
+    """What every commit records: the engine and the runner of this process, and `metadata`."""
+    return {"engine": engine.name(), "runner": os.environ.get(RUNNER_ENV, "library"), **(metadata or {})}
+
+
+RUNNER_ENV = "NYC911_RUNNER"  # set by `nyc911 run` (notebooks, inline, ...) for the processes it runs
 
 
 def file_sha256(path: Path) -> str:
@@ -179,17 +190,9 @@ def local_file(uri: str) -> Path:
     )
 
 
-def delta_table(spark: SparkSession, params: Params, layer: str, key: str) -> DeltaTable:
-    """The DeltaTable handle of a layer table (for MERGE and history)."""
-    name = table_name(params, layer, key)
-    return DeltaTable.forName(spark, name) if params.catalog else DeltaTable.forPath(spark, name)
-
-
 def table_version(spark: SparkSession, params: Params, layer: str, key: str) -> int | None:
     """The latest committed version of a table (None when it does not exist)."""
-    if not table_exists(spark, params, layer, key):
-        return None
-    return delta_table(spark, params, layer, key).history(1).first()["version"]
+    return tables(spark).version(table_name(params, layer, key))
 
 
 def zorder_table(
@@ -203,51 +206,23 @@ def zorder_table(
 ) -> None:
     """OPTIMIZE a table with Z-ORDER BY `columns` (one commit, carrying `metadata` as its
     userMetadata like the write before it, so the table still reads as written from its inputs)."""
-    confs = {_USER_METADATA_CONF: json.dumps(metadata, sort_keys=True)} if metadata is not None else {}
-    with _session_confs(spark, confs):
-        delta_table(spark, params, layer, key).optimize().executeZOrderBy(*columns)
+    tables(spark).zorder(table_name(params, layer, key), columns, commit_metadata(metadata))
 
 
 def table_size_bytes(spark: SparkSession, params: Params, layer: str, key: str) -> int:
     """The size of a table's current files, from its Delta log (0 when it does not exist)."""
-    if not table_exists(spark, params, layer, key):
-        return 0
-    return int(delta_table(spark, params, layer, key).detail().first()["sizeInBytes"])
-
-
-def _metadata(text: str | None) -> dict | None:
-    try:
-        value = json.loads(text) if text else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return tables(spark).size_bytes(table_name(params, layer, key))
 
 
 def last_commit_metadata(spark: SparkSession, params: Params, layer: str, key: str) -> dict | None:
     """The userMetadata (JSON) of a table's latest commit; None when absent or not JSON."""
     found = last_commit(spark, params, layer, key)
-    return found[1] if found else None
+    return found.metadata if found else None
 
 
-def last_commit(spark: SparkSession, params: Params, layer: str, key: str) -> tuple[int, dict | None] | None:
-    """(version, userMetadata as JSON) of a table's latest commit; None when there is no table."""
-    if not table_exists(spark, params, layer, key):
-        return None
-    row = delta_table(spark, params, layer, key).history(1).first()
-    return row["version"], _metadata(row["userMetadata"])
-
-
-@contextlib.contextmanager
-def _session_confs(spark: SparkSession, confs: dict[str, str]) -> Iterator[None]:
-    """Set session confs for the block only (Delta reads a DML command's transaction id and
-    commit metadata from them)."""
-    for key, value in confs.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key in confs:
-            spark.conf.unset(key)
+def last_commit(spark: SparkSession, params: Params, layer: str, key: str) -> Commit | None:
+    """The latest commit of a table: its version and userMetadata; None when there is no table."""
+    return tables(spark).last_commit(table_name(params, layer, key))
 
 
 def merge_on_key(
@@ -265,44 +240,28 @@ def merge_on_key(
     """Upsert `rows` (one per key) into a table: insert new keys, update a key only when one of
     `values` differs (an identical row is a no-op). One idempotent Delta MERGE commit (none when
     nothing changes), carrying `metadata` as its userMetadata."""
-    match = " AND ".join(f"t.`{k}` = s.`{k}`" for k in on)
-    differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values)
-    confs = {
-        "spark.databricks.delta.write.txnAppId": txn[0],
-        "spark.databricks.delta.write.txnVersion": str(txn[1]),
-    }
-    if metadata is not None:
-        confs[_USER_METADATA_CONF] = json.dumps(metadata, sort_keys=True)
-    with _session_confs(spark, confs):
-        (
-            delta_table(spark, params, layer, key)
-            .alias("t")
-            .merge(rows.alias("s"), match)
-            .whenMatchedUpdateAll(condition=differs)
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-
-
-_USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+    tables(spark).merge(
+        table_name(params, layer, key),
+        rows,
+        on=tuple(on),
+        values=tuple(values),
+        txn=txn,
+        metadata=commit_metadata(metadata),
+    )
 
 
 def drop_table(spark: SparkSession, params: Params, layer: str, key: str) -> None:
     """Remove a table and its history (a full refresh of that table)."""
-    name = table_name(params, layer, key)
-    if params.catalog:
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
-    else:
-        shutil.rmtree(name, ignore_errors=True)
+    tables(spark).drop(table_name(params, layer, key))
 
 
 def table_state(spark: SparkSession, params: Params, layer: str, key: str) -> str | None:
     """`<Delta table id>@<version>`: which table, at which commit (None: it does not exist). The
     id tells a table dropped and written again apart from the old one at the same version."""
-    if not table_exists(spark, params, layer, key):
-        return None
-    table = delta_table(spark, params, layer, key)
-    return f"{table.detail().first()['id']}@{table.history(1).first()['version']}"
+    name = table_name(params, layer, key)
+    backend = tables(spark)
+    version = backend.version(name)
+    return None if version is None else f"{backend.table_id(name)}@{version}"
 
 
 def ingested_kinds(params: Params) -> set[str]:
@@ -317,31 +276,6 @@ def ingested_kinds(params: Params) -> set[str]:
 
     kinds = RsDeltaTable(path).to_pyarrow_table(columns=["source_kind"]).column("source_kind")
     return {k for k in kinds.to_pylist() if k}
-
-
-# --- Landing: immutable, timestamped publications ---------------------------------------------
-
-
-def land_file(source: Path, landing_dir: Path, kind: str) -> tuple[Path, bool]:
-    """Copy an export into the landing folder as `<stamp>__<kind>__<name>`, unless a file with the
-    same content is already there. Returns (landed path, whether it is new).
-
-    The copy goes to a hidden `.part` file first (bronze ignores hidden files) and is then
-    renamed, so a partial copy never appears as a landed file.
-    """
-    sha = file_sha256(source)
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    for existing in sorted(landing_dir.glob(LANDED_GLOB)):
-        if existing.stat().st_size == source.stat().st_size and file_sha256(existing) == sha:
-            return existing, False
-    target = landing_dir / f"{landed_stamp()}__{kind}__{source.name}"
-    part = landing_dir / f".{target.name}.part"
-    try:
-        shutil.copyfile(source, part)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
-    return target, True
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ DAYS_PER_YEAR_OF_WEEKS = 364  # 52 weeks: the same ISO weekday, nearly always th
 
 def _weekly_rollup(weekly: DataFrame, agency: F.Column) -> DataFrame:
     return weekly.groupBy("week_start_date", agency.alias("agency")).agg(
-        F.sum("incidents").alias("incidents"),
+        F.sum("incidents").cast("long").alias("incidents"),
         *[incident_weighted_mean(m).alias(m) for m in _TIME_METRICS],
         F.count(F.lit(1)).alias("rows"),
     )
@@ -61,8 +61,9 @@ def kpi_headline(agency_weekly: DataFrame) -> DataFrame:
     trailing = (F.col("h_week") < F.col("week_start_date")) & (
         F.col("h_week") >= F.date_sub(F.col("week_start_date"), 7 * TRAILING_WEEKS)
     )
+    joined = current.join(history, ["agency", "metric"], "left")
     compared = (
-        current.join(history, ["agency", "metric"], "left")
+        joined.select(*joined.columns)
         .groupBy("agency", "metric", "week_start_date", "value")
         .agg(
             F.max(F.when(F.col("h_week") == last_year_week, F.col("h_value"))).alias("last_year_value"),
@@ -97,7 +98,7 @@ def kpi_monthly_priority(weekly: DataFrame) -> DataFrame:
     priority): incidents and the incident-weighted dispatch and travel times, seconds."""
     month = F.trunc("week_start_date", "month").alias("month")
     return weekly.groupBy(month, "agency", "priority").agg(
-        F.sum("incidents").alias("incidents"),
+        F.sum("incidents").cast("long").alias("incidents"),
         incident_weighted_mean("avg_dispatch_s").alias("avg_dispatch_s"),
         incident_weighted_mean("avg_travel_s").alias("avg_travel_s"),
         F.countDistinct("week_start_date").alias("weeks"),

@@ -1,15 +1,26 @@
-"""Shared fixtures: one Delta-enabled SparkSession for the whole run, params, fixture loading."""
+"""Shared fixtures: the engine of this test process and its session, params, fixture loading, and
+an engine-neutral comparison of frames.
+
+The engine is fixed per process before any test module imports pyspark: `$NYC911_ENGINE`, else
+duckdb. `make test` runs the suite on the default engine, then the tests marked `spark` (the
+parity suite and what only Spark does) in a second process with NYC911_ENGINE=spark.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import pytest
 
-from nyc911lib import get_spark, land_source, load_params, run_layers
-from nyc911lib.schema import BRONZE_SOURCE_NAMES
-from nyc911lib.storage import table_version
+from nyc911lib import engine
+
+ENGINE = engine.select()  # before any test module imports pyspark (SQLFrame's on duckdb)
+
+from nyc911lib import land_source, load_params, run_layers  # noqa: E402
+from nyc911lib.schema import BRONZE_SOURCE_NAMES  # noqa: E402
+from nyc911lib.storage import table_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -18,12 +29,24 @@ REAL_2025 = SHARED_DATA / "nyc911_e2e_through_2025-12-22.csv"
 REAL_2023 = SHARED_DATA / "nyc911_e2e_through_2023-01-23.csv"
 
 
+def pytest_collection_modifyitems(config, items):
+    """On the default engine, the `spark` tests are deselected: they run in the Spark process
+    (`NYC911_ENGINE=spark pytest -m spark`, which `make test` runs too)."""
+    if ENGINE == "spark":
+        return
+    keep = [item for item in items if "spark" not in item.keywords]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if "spark" in item.keywords])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def spark():
-    """The one SparkSession of the test run (local[2], Delta, 4 shuffle partitions)."""
-    session = get_spark("nyc911-tests")
+    """The session of this process's engine (SQLFrame on DuckDB, or local[2] Spark with Delta)."""
+    session = engine.session()
     yield session
-    session.stop()
+    if ENGINE == "spark":
+        session.stop()
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +104,7 @@ def make_bronze(spark):
             rows.append(
                 (
                     *[row[c] for c in columns],
-                    override.get("_ingested_at", dt.datetime(2026, 1, 1)),
+                    override.get("_ingested_at", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)),
                     override.get("_line_number", i),
                 )
             )
@@ -92,8 +115,9 @@ def make_bronze(spark):
 
 
 def run_once(spark, params, source=None, run_id="run-1", **options):
-    """Land `source` (default: the built-in sample) and run bronze, silver and gold incrementally,
-    as `nyc911 run --engine inline` does; returns the RunOutcome."""
+    """Land `source` (default: the built-in sample in a new warehouse, nothing in one that holds
+    publications) and run bronze, silver and gold incrementally, as `nyc911 run --runner inline`
+    does; returns the RunOutcome."""
     land_source(params, source)
     return run_layers(spark, params, run_id, **options)
 
@@ -105,3 +129,46 @@ def table_versions(spark, params) -> dict[str, int | None]:
         for layer, tables in params.tables.items()
         for key in tables
     }
+
+
+def rows_of(frame) -> list[tuple]:
+    """A DataFrame (or a pandas frame) as a sorted list of row tuples of plain Python values."""
+    pdf = frame if hasattr(frame, "itertuples") else engine.to_pandas(frame)
+    rows = [tuple(_plain(v) for v in row) for row in pdf.itertuples(index=False, name=None)]
+    return sorted(rows, key=lambda row: [(v is None, repr(v)) for v in row])
+
+
+def _plain(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def assert_same_rows(actual, expected, rtol: float = 1e-9) -> None:
+    """Two frames hold the same rows in any order: the same columns, exact values, floats equal
+    to `rtol` (relative). Either side may be a DataFrame of the engine or a pandas frame."""
+    columns = list(actual.columns)
+    assert columns == list(expected.columns), f"columns differ: {columns} != {list(expected.columns)}"
+    got, want = rows_of(actual), rows_of(expected)
+    assert len(got) == len(want), f"{len(got)} rows, expected {len(want)}"
+    for a, b in zip(got, want, strict=True):
+        assert _close(a, b, rtol), f"row differs:\n  {dict(zip(columns, a, strict=True))}\n  != {b}"
+
+
+def _close(a, b, rtol: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
+    return a == b
+

@@ -14,8 +14,8 @@ from nyc911lib import (
     parse_csv_lines,
     with_line_number,
 )
-from nyc911lib.bronze import check_required_columns, lines_of_text_file, parse_header_line
-from nyc911lib.schema import REQUIRED_BRONZE_NAMES
+from nyc911lib.bronze import lines_of_text_file
+from nyc911lib.schema import REQUIRED_BRONZE_NAMES, check_required_columns, parse_header_line
 from nyc911lib.storage import read_file_lines
 
 

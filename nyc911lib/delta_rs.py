@@ -1,0 +1,358 @@
+"""Delta tables on the duckdb engine: delta-rs (`deltalake`) under SQLFrame on an in-process DuckDB.
+
+Implements `nyc911lib.tables.Tables` for local folders. A table is read as a pyarrow dataset of
+one version registered on the session's DuckDB connection (a DuckDB view per table id and
+version, so a frame read before a later commit keeps reading its own version); a frame is written
+as the Arrow of its DuckDB result, with its types made those both engines keep (see `conform`).
+
+What delta-rs does differently from delta-spark, and what this module does about it:
+
+- it records a `Transaction(app_id, version)` but never skips a replay: `write` and `merge` read
+  the table's transaction version first and write nothing when `txn` was already committed;
+- it commits an append of no rows: `write` skips an empty append to an existing table (a new
+  table is still created, with the frame's schema, as Spark does);
+- it takes Arrow types as they come (decimal(38,0), timestamp without time zone, void), which
+  would make `decimal` columns and the `timestampNtz` table feature: `conform` casts them first;
+- a MERGE that changes no row writes no commit (like Spark); its rows' extra columns are dropped
+  (delta-spark ignores them without schema auto-merge) and a missing column is refused (delta-rs
+  would keep the target's value, delta-spark refuses it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from nyc911lib.errors import EngineError
+from nyc911lib.tables import Commit, DateRange, Txn, metadata_of
+
+BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delta write
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def conform_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The Arrow type a column of `arrow_type` is written as: decimal(38,0) (an uncast `F.sum`) as
+    bigint, other decimals as double, every timestamp as microseconds in UTC (a naive one taken
+    as UTC: never `timestamp_ntz`), an all-NULL (void) column as string, an unsigned integer as a
+    wider signed one (uint64 as bigint); nested types likewise."""
+    conformed = arrow_type
+    if pa.types.is_decimal(arrow_type):
+        conformed = pa.int64() if (arrow_type.precision, arrow_type.scale) == (38, 0) else pa.float64()
+    elif pa.types.is_timestamp(arrow_type):
+        conformed = UTC_TIMESTAMP
+    elif pa.types.is_null(arrow_type):
+        conformed = pa.string()
+    elif pa.types.is_date64(arrow_type):
+        conformed = pa.date32()
+    elif pa.types.is_unsigned_integer(arrow_type):  # Delta has signed integers only
+        conformed = {8: pa.int16(), 16: pa.int32()}.get(arrow_type.bit_width, pa.int64())
+    elif pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        conformed = pa.list_(arrow_type.value_field.with_type(conform_type(arrow_type.value_type)))
+    elif pa.types.is_struct(arrow_type):
+        conformed = pa.struct([f.with_type(conform_type(f.type)) for f in arrow_type])
+    elif pa.types.is_map(arrow_type):
+        conformed = pa.map_(conform_type(arrow_type.key_type), conform_type(arrow_type.item_type))
+    return conformed
+
+
+def target_schema(incoming: pa.Schema, table: pa.Schema | None) -> pa.Schema:
+    """The schema a frame with `incoming` columns is written with: the table's columns first, in
+    its order and with its types (one missing from the frame is written as NULLs), then the
+    frame's new columns with their types conformed. Without a table, just the frame's, conformed."""
+    fields = [] if table is None else list(table)
+    known = {f.name for f in fields}
+    fields += [pa.field(f.name, conform_type(f.type)) for f in incoming if f.name not in known]
+    return pa.schema(fields)
+
+
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` cast to `schema` by column name (see `target_schema`); a failing cast (overflow,
+    text that is no number) raises, timestamps are truncated to microseconds as Spark does."""
+    columns = []
+    for target in schema:
+        index = batch.schema.get_field_index(target.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, target.type))
+            continue
+        column = batch.column(index)
+        columns.append(
+            column.cast(target.type, safe=not pa.types.is_timestamp(column.type))
+            if column.type != target.type
+            else column
+        )
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _view_type(arrow_type: pa.DataType) -> pa.DataType:
+    """`arrow_type` with its strings as string views. A file delta-rs writes in a MERGE or OPTIMIZE
+    declares its strings as views: a dataset of plain strings over it then fails DuckDB's pushed-down
+    filter (`equal` has no kernel for string and string_view); read as views, both kinds of file
+    filter (DuckDB reads views as VARCHAR)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pa.string_view()
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return pa.binary_view()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return pa.list_(arrow_type.value_field.with_type(_view_type(arrow_type.value_type)))
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([f.with_type(_view_type(f.type)) for f in arrow_type])
+    if pa.types.is_map(arrow_type):
+        return pa.map_(_view_type(arrow_type.key_type), _view_type(arrow_type.item_type))
+    return arrow_type
+
+
+def _quote(column: str) -> str:
+    """An identifier in delta-rs's (DataFusion) SQL."""
+    return '"' + column.replace('"', '""') + '"'
+
+
+def replace_predicate(replace: DateRange) -> str:
+    """A date range as a delta-rs (DataFusion SQL) predicate: a ranged overwrite's `predicate`."""
+    parts = []
+    if replace.low is not None:
+        parts.append(f"{_quote(replace.column)} >= DATE '{replace.low.isoformat()}'")
+    if replace.high is not None:
+        parts.append(f"{_quote(replace.column)} <= DATE '{replace.high.isoformat()}'")
+    return " AND ".join(parts) or "true"
+
+
+def metadata_text(metadata: dict | None) -> str | None:
+    """A commit's userMetadata: the JSON of `metadata`, keys sorted (as the spark engine writes it)."""
+    return None if metadata is None else json.dumps(metadata, sort_keys=True)
+
+
+def _commit_properties(txn: Txn | None, metadata: dict | None) -> CommitProperties | None:
+    text = metadata_text(metadata)
+    if txn is None and text is None:
+        return None
+    return CommitProperties(
+        custom_metadata={"userMetadata": text} if text is not None else None,
+        app_transactions=[Transaction(txn[0], txn[1])] if txn is not None else None,
+    )
+
+
+def _committed(table: DeltaTable, txn: Txn | None) -> bool:
+    """Whether `table` already committed `txn`'s application id at its version or later."""
+    if txn is None:
+        return False
+    done = table.transaction_version(txn[0])
+    return done is not None and done >= txn[1]
+
+
+def _arrow_schema(table: DeltaTable) -> pa.Schema:
+    return pa.schema(table.schema().to_arrow())  # arro3 -> pyarrow (Arrow C interface)
+
+
+class DeltaRsTables:
+    """`Tables` with delta-rs, for local folders, on a SQLFrame DuckDB session.
+
+    `connection` is the session's DuckDB connection (default: the session's own); tables read
+    are registered on it. Calls that run DuckDB queries hold one lock, as SQLFrame keeps a
+    session's last result on the session."""
+
+    def __init__(self, session: Any, connection: Any = None) -> None:
+        self.session = session
+        self.connection = connection if connection is not None else session._conn
+        self._lock = threading.RLock()
+        self._views: dict[tuple[str, str, int], str] = {}  # (path, table id, version) -> view
+        self._feeds = itertools.count()
+
+    @staticmethod
+    def _path(name: str) -> str:
+        if "://" in name or (not name.startswith((".", "/")) and name.count(".") == 2 and "/" not in name):
+            raise EngineError(
+                f"{name}: the duckdb engine reads and writes local Delta folders only "
+                "(a catalog table needs the spark engine)"
+            )
+        return str(Path(name).absolute())
+
+    def exists(self, name: str) -> bool:
+        from nyc911lib.storage import has_commit  # noqa: PLC0415 - storage calls this module
+
+        return has_commit(self._path(name))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _view(self, path: str, table: DeltaTable) -> str:
+        """The DuckDB view of `table` (one version of it), registered once."""
+        table_id, version = table.metadata().id, table.version()
+        key = (path, table_id, version)
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                digest = hashlib.sha1(path.encode()).hexdigest()[:10]
+                view = f"delta_{digest}_{table_id.replace('-', '')[:12]}_v{version}"
+                schema = pa.schema(f.with_type(_view_type(f.type)) for f in _arrow_schema(table))
+                dataset = table.to_pyarrow_dataset(schema=schema)
+                self._register_view(view, dataset, dataset.schema)
+                self._views[key] = view
+        return view
+
+    def _register_view(self, view: str, data: Any, schema: pa.Schema) -> None:
+        """A DuckDB view over Arrow `data`, which SQLFrame's `table()` resolves with its columns
+        (a registered Arrow object alone is in DuckDB's `temp` catalog, where SQLFrame finds
+        none; and `SELECT *` over one leaves SQLFrame with the single column `*`). A void column
+        (DuckDB type NULL, which SQLFrame cannot parse) is read as string."""
+        self.connection.register(f"{view}_arrow", data)
+        select = ", ".join(
+            f"CAST(NULL AS VARCHAR) AS {_quote(f.name)}" if pa.types.is_null(f.type) else _quote(f.name)
+            for f in schema
+        )
+        self.connection.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT {select} FROM "{view}_arrow"')
+
+    def read(self, name: str, version: int | None = None) -> Any:
+        path = self._path(name)
+        view = self._view(path, DeltaTable(path, version=version))
+        with self._lock:
+            return self.session.table(view)
+
+    def changes(self, name: str, starting_version: int) -> Any:
+        path = self._path(name)
+        reader = pa.RecordBatchReader.from_stream(
+            DeltaTable(path).load_cdf(starting_version=starting_version)
+        )
+        feed = reader.read_all()  # _commit_version comes as uint64, _commit_timestamp without a time zone
+        feed = feed.cast(pa.schema(f.with_type(conform_type(f.type)) for f in feed.schema))
+        with self._lock:
+            view = f"delta_changes_{hashlib.sha1(path.encode()).hexdigest()[:10]}_{next(self._feeds)}"
+            self._views[(path, view, -1)] = view  # dropped with the table
+            self._register_view(view, feed, feed.schema)
+            return self.session.table(view)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _batches(self, df: Any, table: pa.Schema | None) -> tuple[pa.Schema, pa.RecordBatch | None, Any]:
+        """The frame's result as conformed Arrow batches: (schema, first non-empty batch or None
+        when the frame has no rows, iterator of the rest). Call with the lock held."""
+        reader = df.toArrow(batch_size=BATCH_ROWS)
+        schema = target_schema(reader.schema, table)
+        batches = (conform(b, schema) for b in reader)
+        first = next((b for b in batches if b.num_rows), None)
+        return schema, first, batches
+
+    def write(
+        self,
+        df: Any,
+        name: str,
+        *,
+        mode: str,
+        txn: Txn | None = None,
+        metadata: dict | None = None,
+        replace: DateRange | None = None,
+        properties: dict[str, str] | None = None,
+    ) -> bool:
+        if mode not in ("overwrite", "append"):
+            raise ValueError(f"write mode must be 'overwrite' or 'append', not {mode!r}")
+        path = self._path(name)
+        existing = DeltaTable(path) if self.exists(name) else None
+        if existing is not None and _committed(existing, txn):
+            return False
+        keep_schema = existing is not None and (mode == "append" or replace is not None)
+        options: dict[str, Any] = {"mode": mode}
+        if existing is None:
+            options["configuration"] = properties or None
+        elif replace is not None:
+            options["predicate"] = replace_predicate(replace)
+        else:
+            options["schema_mode"] = "merge" if mode == "append" else "overwrite"
+        with self._lock:
+            schema, first, rest = self._batches(df, _arrow_schema(existing) if keep_schema else None)
+            if first is None and existing is not None and mode == "append":
+                return False  # Spark writes no commit for no rows appended; delta-rs would
+            batches: Iterator[pa.RecordBatch] = iter([]) if first is None else _chain(first, rest)
+            write_deltalake(
+                path,
+                pa.RecordBatchReader.from_batches(schema, batches),
+                commit_properties=_commit_properties(txn, metadata),
+                **options,
+            )
+        return True
+
+    def merge(
+        self,
+        name: str,
+        rows: Any,
+        *,
+        on: tuple[str, ...],
+        values: tuple[str, ...],
+        txn: Txn,
+        metadata: dict | None = None,
+    ) -> None:
+        path = self._path(name)
+        table = DeltaTable(path)
+        if _committed(table, txn):
+            return
+        schema = _arrow_schema(table)
+        with self._lock:
+            source = rows.toArrow()
+        missing = [f.name for f in schema if f.name not in source.column_names]
+        if missing:  # delta-rs would keep the target's values there; delta-spark refuses such a MERGE
+            raise ValueError(f"{name}: the MERGE rows lack the table's columns {missing}")
+        source = pa.Table.from_batches(  # in the table's types; extra columns dropped, as Spark ignores them
+            [conform(b, schema) for b in source.to_batches()], schema=schema
+        )
+        if source.num_rows == 0:
+            return
+        match = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in on)
+        differs = " OR ".join(f"(t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)})" for c in values) or "false"
+        (
+            table.merge(
+                source=source,
+                predicate=match,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=_commit_properties(txn, metadata),
+            )
+            .when_matched_update_all(predicate=differs)
+            .when_not_matched_insert_all()
+            .execute()
+        )  # a MERGE that changes no row commits nothing (delta-rs 1.6, checked in the tests)
+
+    def zorder(self, name: str, columns: list[str], metadata: dict | None = None) -> None:
+        DeltaTable(self._path(name)).optimize.z_order(
+            columns, commit_properties=_commit_properties(None, metadata)
+        )
+
+    def drop(self, name: str) -> None:
+        path = self._path(name)
+        with self._lock:
+            for key in [k for k in self._views if k[0] == path]:
+                view = self._views.pop(key)
+                self.connection.execute(f'DROP VIEW IF EXISTS "{view}"')
+                self.connection.unregister(f"{view}_arrow")
+        shutil.rmtree(path, ignore_errors=True)
+
+    # --- the log ---------------------------------------------------------------------------
+
+    def version(self, name: str) -> int | None:
+        return DeltaTable(self._path(name)).version() if self.exists(name) else None
+
+    def last_commit(self, name: str) -> Commit | None:
+        if not self.exists(name):
+            return None
+        table = DeltaTable(self._path(name))
+        entry = table.history(1)[0]
+        return Commit(entry.get("version", table.version()), metadata_of(entry.get("userMetadata")))
+
+    def table_id(self, name: str) -> str:
+        return DeltaTable(self._path(name)).metadata().id
+
+    def size_bytes(self, name: str) -> int:
+        if not self.exists(name):
+            return 0
+        files = pa.table(DeltaTable(self._path(name)).get_add_actions(flatten=True))
+        return sum(files.column("size_bytes").to_pylist()) if files.num_rows else 0
+
+
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest

@@ -1,0 +1,246 @@
+"""Which engine runs the PySpark-API transforms of this process: `duckdb` (the default) or `spark`.
+
+- `duckdb`: the transforms run unchanged through SQLFrame on an in-process DuckDB, and Delta tables
+  are read and written by delta-rs. No JVM: seconds on a laptop.
+- `spark`: PySpark with delta-spark, locally (`local[2]`), on a standalone cluster
+  (`NYC911_MASTER=spark://host:7077`) or on Databricks, where it is always the engine.
+
+The engine is fixed per process, before anything imports pyspark: SQLFrame's `activate()` puts its
+own modules in place of `pyspark` for the whole process, so `import pyspark.sql.functions as F` in
+every transform module then means the engine's functions. `select()` does that once; the
+transform modules are imported after it (`nyc911lib/__init__` imports them lazily, so
+`import nyc911lib` itself decides nothing).
+
+This module imports neither pyspark nor SQLFrame at import time, and holds the checks a command
+makes before an engine starts (Java for Spark).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nyc911lib.errors import EngineError, JavaNotFoundError
+
+ENGINES = ("duckdb", "spark")
+DEFAULT_ENGINE = "duckdb"
+ENGINE_ENV = "NYC911_ENGINE"
+
+
+@dataclass
+class _State:
+    selected: str | None = None
+    connection: Any = None  # the DuckDB connection of the duckdb engine
+    session: Any = None  # the SQLFrame session of the duckdb engine
+    materialized: dict[int, str] = field(default_factory=dict)  # frame id -> DuckDB view
+
+
+_state = _State()
+_frame_ids = itertools.count()
+
+
+def is_databricks() -> bool:
+    """True inside a Databricks runtime (it sets DATABRICKS_RUNTIME_VERSION)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def resolve(name: str | None = None) -> str:
+    """The engine a process would run: always `spark` on Databricks; else `name`, else
+    `$NYC911_ENGINE`, else `duckdb`. An unknown name is refused with one line."""
+    if is_databricks():
+        return "spark"
+    wanted = name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
+    if wanted not in ENGINES:
+        raise EngineError(f"unknown engine '{wanted}'; expected one of {list(ENGINES)}")
+    return wanted
+
+
+def _pyspark_imported() -> list[str]:
+    return sorted(m for m in sys.modules if m == "pyspark" or m.startswith("pyspark."))
+
+
+def select(name: str | None = None) -> str:
+    """Fix this process's engine (see `resolve`) and return it; calling it again with the same
+    engine (or none) returns it, asking for another one is refused (start a new process)."""
+    selected = _state.selected
+    wanted = selected if (selected and name is None) else resolve(name)
+    if selected is not None:
+        if wanted != selected:
+            raise EngineError(
+                f"this process already runs the {selected} engine; the engine is fixed per process, so "
+                f"{wanted} needs a new one (restart the notebook's kernel, or run another command)"
+            )
+        return selected
+    if wanted == "duckdb":
+        if _pyspark_imported() and not _sqlframe_active():
+            raise EngineError(
+                "pyspark was imported before nyc911lib chose the duckdb engine: import nyc911lib and "
+                "choose the engine (nyc911lib.session(engine)) before importing pyspark"
+            )
+        _activate_sqlframe()
+    else:
+        try:
+            import pyspark  # noqa: F401, PLC0415 - only to say clearly when it is missing
+        except ImportError:
+            raise EngineError(
+                "the spark engine needs pyspark and delta-spark: pip install 'nyc911lib[spark]' "
+                "(make test installs them)"
+            ) from None
+    _state.selected = wanted
+    return wanted
+
+
+def name() -> str:
+    """The engine of this process (selecting the default one if none was chosen yet)."""
+    return _state.selected or select()
+
+
+def _sqlframe_active() -> bool:
+    module = sys.modules.get("pyspark.sql")
+    return module is not None and type(module).__module__.startswith("sqlframe")
+
+
+def _activate_sqlframe() -> None:
+    """SQLFrame on our own in-process DuckDB connection, in place of pyspark."""
+    import duckdb  # noqa: PLC0415 - the duckdb engine only
+    import sqlframe  # noqa: PLC0415
+
+    _state.connection = duckdb.connect()
+    sqlframe.activate(engine="duckdb", conn=_state.connection)
+
+
+def connection() -> Any:
+    """The DuckDB connection of the duckdb engine (its session's)."""
+    if name() != "duckdb":
+        raise EngineError(f"no DuckDB connection: this process runs the {name()} engine")
+    return _state.connection
+
+
+def configure_duckdb(*, memory_limit: str | None = None, threads: int | None = None) -> None:
+    """DuckDB's memory limit and spill folder (it spills to disk beyond the limit) and threads."""
+    con = connection()
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    spill = Path(tempfile.gettempdir()) / f"nyc911-duckdb-{os.getuid()}"
+    con.execute(f"SET temp_directory = '{spill}'")
+
+
+def session(engine: str | None = None, params: Any = None) -> Any:
+    """The session of this process's engine, selected here if not yet: `engine`, else
+    `$NYC911_ENGINE`, else the `engine` of `params` (a `Params`), else duckdb. A SQLFrame DuckDB
+    session, or the Spark session of `nyc911lib.spark.get_spark` (the job's own on Databricks)."""
+    if engine is None and _state.selected is None and params is not None:
+        engine = os.environ.get(ENGINE_ENV) or params.engine
+    chosen = select(engine)
+    if chosen == "spark":
+        from nyc911lib.spark import get_spark  # noqa: PLC0415 - imports pyspark
+
+        return get_spark()
+    if _state.session is None:
+        from pyspark.sql import SparkSession  # noqa: PLC0415 - SQLFrame's, after select()
+
+        _state.session = SparkSession.builder.getOrCreate()
+        _state.session.conf.set("spark.sql.session.timeZone", "UTC")
+    return _state.session
+
+
+# --- Frames: materialize between steps --------------------------------------------------------
+# Spark caches a frame it is told to persist. SQLFrame has no cache: every action re-runs (and
+# re-generates the SQL of) the whole lazy chain, which costs seconds on a deep one. A frame used
+# several times is therefore materialized: into an Arrow table held by DuckDB (duckdb engine), or
+# persisted (spark engine).
+
+
+def materialize(df: Any) -> Any:
+    """`df` computed once: a persisted Spark frame, or a DuckDB view over its Arrow result."""
+    if name() == "spark":
+        return df.persist()
+    return from_arrow(df.toArrow())
+
+
+def from_arrow(table: Any) -> Any:
+    """An Arrow table (or dataset) as a DataFrame of the duckdb engine, without a copy: a view on
+    the DuckDB connection (dropped by `release`)."""
+    view = f"nyc911_frame_{next(_frame_ids)}"
+    con = connection()
+    con.register(f"{view}_arrow", table)
+    # A view, read with `table()`: SQLFrame then knows the columns (a `session.sql` frame over the
+    # registered Arrow data reports its columns as ['*']).
+    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM "{view}_arrow"')
+    frame = session().table(view)
+    _state.materialized[id(frame)] = view
+    return frame
+
+
+def to_pandas(df: Any) -> Any:
+    """A small result as pandas, shaped as Spark's `toPandas` shapes it on both engines: dates as
+    `datetime.date` objects, timestamps as naive datetime64 in UTC, integers as int64 (a column
+    with NULLs as float64)."""
+    if name() == "spark":
+        return df.toPandas()
+    frame = df.toArrow().to_pandas(date_as_object=True)
+    for column in frame.columns:
+        if hasattr(frame[column].dtype, "tz") and frame[column].dtype.tz is not None:
+            frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def release(df: Any) -> None:
+    """Free what `materialize` kept for `df` (nothing for a frame it did not make)."""
+    if name() == "spark":
+        df.unpersist()
+        return
+    view = _state.materialized.pop(id(df), None)
+    if view is not None:
+        connection().execute(f'DROP VIEW IF EXISTS "{view}"')
+        connection().unregister(f"{view}_arrow")
+
+
+# --- Java, for the spark engine ----------------------------------------------------------------
+
+MIN_JAVA = 17
+JAVA_HELP = (
+    "Spark needs Java {min}+ and {found}. Install one, e.g. `sudo apt-get install "
+    "openjdk-17-jre-headless` (Debian/Ubuntu), `brew install openjdk@17` (macOS) or "
+    "`conda install -c conda-forge openjdk=17`, then make sure `java` is on PATH or JAVA_HOME is set "
+    "(or use the default engine, duckdb, which needs no Java)."
+)
+
+
+def java_major_version(java: str | None = None) -> int | None:
+    """The major version of `java` (JAVA_HOME first, then PATH), or None when there is none."""
+    if java is None:
+        home = os.environ.get("JAVA_HOME")
+        candidate = os.path.join(home, "bin", "java") if home else None
+        java = candidate if candidate and os.path.exists(candidate) else shutil.which("java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], check=False, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2)) if major == 1 and match.group(2) else major
+
+
+def require_java(java: str | None = None) -> int:
+    """Fail fast, with install instructions, when Java 17+ is missing (the spark engine only)."""
+    major = java_major_version(java)
+    if major is None:
+        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found="no `java` was found"))
+    if major < MIN_JAVA:
+        raise JavaNotFoundError(JAVA_HELP.format(min=MIN_JAVA, found=f"found Java {major}"))
+    return major
