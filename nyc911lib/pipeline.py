@@ -311,7 +311,6 @@ def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
             ]
         )
         .join(replaced, "_batch_id", "left")
-        .na.fill(0, subset=["rows_replaced"])
     )
     parts = [F.col(c) for c in (*ACCOUNTING_OUTCOMES, "quarantined")]
     return counts.select(
@@ -321,7 +320,7 @@ def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
         F.col("unchanged").alias("rows_unchanged"),
         F.col("superseded").alias("rows_superseded"),
         F.col("quarantined").alias("rows_quarantined"),
-        F.col("rows_replaced"),
+        F.coalesce(F.col("rows_replaced"), F.lit(0)).cast("long").alias("rows_replaced"),
     )
 
 

@@ -112,7 +112,7 @@ def schema_drift_metrics(known: Sequence[str]) -> Callable[[DataFrame], DataFram
             return bronze.sparkSession.createDataFrame([], schema)
         counts = bronze.groupBy(F.col("_batch_id").alias("batch_id")).agg(
             F.count(F.lit(1)).alias("rows_evaluated"),
-            *[F.count(F.col(f"`{c}`")).alias(f"n{i}") for i, c in enumerate(extra)],
+            *[F.count(F.col(c)).alias(f"n{i}") for i, c in enumerate(extra)],
         )
         stacked = F.explode(
             F.array(

@@ -23,7 +23,7 @@ _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 def _text(df: DataFrame, column: SourceColumn) -> Column:
     """The trimmed raw text of a source column, or NULL when the export lacks that column."""
     if column.bronze_name in df.columns:
-        return F.trim(F.col(f"`{column.bronze_name}`"))
+        return F.trim(F.col(column.bronze_name))
     return F.lit(None).cast("string")
 
 
@@ -137,7 +137,7 @@ def typed_e2e(
             negative.alias("negative_time_fields"),
             F.col("_corrupt_record"),
             *lineage,
-            F.struct(*[F.col(f"`{c}`") for c in source_cols]).alias("_raw"),
+            F.struct(*[F.col(c) for c in source_cols]).alias("_raw"),
         )
 
     return transform

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
+from conftest import dtypes_of
 
 from nyc911lib.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
 
@@ -120,7 +121,7 @@ def _key(df: pd.DataFrame) -> set[tuple]:
 def test_output_schema(weekly):
     out = weekly.transform(weekly_anomalies())
     assert tuple(out.columns) == ANOMALY_COLUMNS
-    assert dict(out.dtypes) == {
+    assert dtypes_of(out) == {
         "week_start_date": "date",
         "agency": "string",
         "incident_type": "string",
@@ -270,6 +271,7 @@ def test_robust_z_side_by_side(spark):
     ]
     schema = "observed double, median double, mad double, floor double, expected double"
     df = spark.createDataFrame(rows, schema)
-    got = df.select("expected", robust_z(df.observed, df.median, df.mad, df.floor).alias("z")).collect()
+    z = robust_z(F.col("observed"), F.col("median"), F.col("mad"), F.col("floor"))
+    got = df.select("expected", z.alias("z")).collect()
     for r in got:
         assert (r.z is None and r.expected is None) or r.z == pytest.approx(r.expected, rel=1e-12)

@@ -1,4 +1,7 @@
-"""Bronze: line numbering, permissive CSV parsing, lineage, required columns."""
+"""Bronze on the spark engine: Spark's reader (line numbering, permissive CSV parsing, lineage).
+
+The duckdb engine's reader gives the same rows (tests/test_csv_reader.py compares them).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,15 @@ import hashlib
 import pytest
 
 from nyc911lib import (
-    MissingColumnsError,
-    bronze_column_names,
     bronze_from_lines,
     lines_of_files,
     parse_csv_lines,
     with_line_number,
 )
 from nyc911lib.bronze import lines_of_text_file
-from nyc911lib.schema import REQUIRED_BRONZE_NAMES, check_required_columns, parse_header_line
 from nyc911lib.storage import read_file_lines
+
+pytestmark = pytest.mark.spark
 
 
 @pytest.mark.parametrize("partitions", [1, 7])
@@ -66,32 +68,6 @@ def test_bronze_from_lines_numbers_rows_skips_header_and_adds_lineage(spark):
     assert all(r._ingested_at is not None for r in rows)
 
 
-def test_bronze_column_names_keep_repeated_and_empty_headers():
-    assert bronze_column_names(["Agency", "agency", "", "AGENCY"]) == [
-        "agency",
-        "agency_2",
-        "unnamed",
-        "agency_3",
-    ]
-
-
-def test_missing_required_columns_are_all_named():
-    present = [c for c in REQUIRED_BRONZE_NAMES if c not in ("agency", "call_to_first_pickup")]
-    with pytest.raises(MissingColumnsError) as err:
-        check_required_columns("e2e.csv", present)
-    assert err.value.missing == ["agency", "call_to_first_pickup"]
-    assert (
-        str(err.value)
-        == f"e2e.csv: missing required columns ['agency', 'call_to_first_pickup']; the file has {present}"
-    )
-
-
-def test_api_field_names_map_to_the_same_bronze_names():
-    api_header = ["week_start_date", "agency", "final_incident_type", "of_incidents_calculated"]
-    portal_header = ["Week Start Date", "Agency", "Final Incident Type", "# of Incidents Calculated"]
-    assert bronze_column_names(api_header) == bronze_column_names(portal_header) == api_header
-
-
 def test_lines_of_files_numbers_every_physical_line_and_keeps_bad_bytes(spark):
     content = b"\xef\xbb\xbfA,B\r\n1,2\n\n3,\xff4\n"
     files = spark.createDataFrame([("file:/l/x.csv", bytearray(content))], "path string, content binary")
@@ -132,18 +108,3 @@ def test_a_large_file_read_in_splits_gives_the_lines_of_the_whole_file_read(spar
     # with or without one, and it is not a bronze row)
     assert split[0] == (*whole[0][:3], whole[0][3].removeprefix("\ufeff"))
     assert [r[2] for r in whole] == list(range(1, len(whole) + 1))
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        (
-            '\ufeffWeek Start Date, Agency ,"# of Incidents, Calculated"',
-            ["Week Start Date", "Agency", "# of Incidents, Calculated"],
-        ),
-        ("", []),
-        (None, []),
-    ],
-)
-def test_parse_header_line(line, expected):
-    assert parse_header_line(line) == expected

@@ -13,8 +13,8 @@ import pytest
 from conftest import REAL_2025, real_export
 from http_fixture_server import FixtureServer
 
+from nyc911lib.engine import JAVA_HELP, MIN_JAVA
 from nyc911lib.sample import write_sample
-from nyc911lib.spark import JAVA_HELP, MIN_JAVA
 
 NYC911 = str(Path(sys.executable).parent / "nyc911")
 
@@ -107,12 +107,13 @@ def test_bad_arguments_are_named(tmp_path, args, message):
     assert not (tmp_path / "wh").exists()
 
 
-def test_missing_java_stops_at_once_with_install_help(tmp_path):
+def test_the_spark_engine_without_java_stops_at_once_with_install_help(tmp_path):
     env = {"PATH": str(Path(NYC911).parent), "JAVA_HOME": ""}
-    result = nyc911("run", "--warehouse", str(tmp_path / "wh"), env=env)
+    result = nyc911("run", "--engine", "spark", "--warehouse", str(tmp_path / "wh"), env=env)
     assert result.returncode == 1
     expected = JAVA_HELP.format(min=MIN_JAVA, found="no `java` was found")
     assert result.stderr == f"nyc911: error: {expected}\n"
+    assert not (tmp_path / "wh").exists()
 
 
 @pytest.mark.e2e

@@ -43,6 +43,8 @@ from nyc911lib.datasets import (
     source_file,
 )
 
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+
 REPO = Path(__file__).resolve().parents[1]
 PIPELINES = REPO / "pipelines"
 RUN_LOCAL = PIPELINES / "run_local.py"

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pyspark.sql.functions as F
 import pytest
+from conftest import dtypes_of
 
 from nyc911lib import (
     SlaRule,
@@ -75,7 +76,7 @@ def test_kpi_weekly_contract_columns(spark):
         "avg_call_to_first_arrival_multi_agency_s",
     ]
     assert {"sla_breach_pickup_over_5s", "sla_breached"} <= set(weekly.columns)
-    assert dict(weekly.dtypes)["incidents"] == "bigint"
+    assert dtypes_of(weekly)["incidents"] == "bigint"
 
 
 def test_monthly_rollup_weights_by_incidents_and_assigns_weeks_by_start_date(spark):

@@ -7,6 +7,8 @@ import pytest
 from nyc911lib.config import PerformanceSettings
 from nyc911lib.spark import shuffle_partitions_for, size_shuffles
 
+pytestmark = pytest.mark.spark
+
 MB = 2**20
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import SourceError, load_params, table_name
-from nyc911lib.storage import has_commit, land_file, local_file, read_source_header
+from nyc911lib.landing import land_file
+from nyc911lib.storage import has_commit, local_file, read_source_header
 
 
 @pytest.mark.parametrize(
