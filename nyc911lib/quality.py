@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
 
+from nyc911lib.compat import names_where, struct_fields
 from nyc911lib.config import QualityRule
 
 
@@ -16,29 +17,28 @@ def rule_passes(rule: QualityRule) -> Column:
     return F.coalesce(F.expr(rule.condition), F.lit(False))
 
 
-def _failed(rules: Sequence[QualityRule]) -> Column:
-    names = [F.when(~rule_passes(r), F.lit(r.name)) for r in rules] or [F.lit(None).cast("string")]
-    tagged = F.array(*names)
-    return F.filter(tagged, lambda x: x.isNotNull())
-
-
 def with_quality_results(rules: Sequence[QualityRule]) -> Callable[[DataFrame], DataFrame]:
     """Evaluate every rule on every row.
 
     Adds `quarantine_reasons` (every failed `drop` rule), `quality_warnings` (every failed `warn`
-    rule), `failed_fail_rules` (every failed `fail` rule) and `failed_rules` (all of them).
+    rule), `failed_fail_rules` (every failed `fail` rule) and `failed_rules` (all of them). Each
+    rule is evaluated once (a flag column), then listed by name.
     """
 
-    def by_action(action: str) -> list[QualityRule]:
-        return [r for r in rules if r.action == action]
-
     def transform(df: DataFrame) -> DataFrame:
-        return df.select(
-            "*",
-            _failed(by_action("drop")).alias("quarantine_reasons"),
-            _failed(by_action("warn")).alias("quality_warnings"),
-            _failed(by_action("fail")).alias("failed_fail_rules"),
-            _failed(rules).alias("failed_rules"),
+        flags = df.select("*", *[(~rule_passes(r)).alias(f"_failed_{i}") for i, r in enumerate(rules)])
+
+        def failed(action: str | None) -> Column:
+            return names_where(
+                [(r.name, F.col(f"_failed_{i}")) for i, r in enumerate(rules) if action in (None, r.action)]
+            )
+
+        return flags.select(
+            *df.columns,
+            failed("drop").alias("quarantine_reasons"),
+            failed("warn").alias("quality_warnings"),
+            failed("fail").alias("failed_fail_rules"),
+            failed(None).alias("failed_rules"),
         )
 
     return transform
@@ -52,9 +52,8 @@ def is_quarantined(df: DataFrame) -> Column:
 def quarantine_rows(evaluated: DataFrame) -> DataFrame:
     """Rows failing a drop rule, stored as received (source text) with every reason and lineage."""
     lineage = [c for c in evaluated.columns if c.startswith("_") and c not in ("_raw",)]
-    raw = next(f.dataType for f in evaluated.schema.fields if f.name == "_raw")
     return evaluated.where(is_quarantined(evaluated)).select(
-        *[F.col("_raw")[c].alias(c) for c in raw.fieldNames()],
+        *struct_fields(evaluated, "_raw"),
         *lineage,
         "quarantine_reasons",
         "quality_warnings",

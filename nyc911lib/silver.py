@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
+from nyc911lib.compat import lookup, names_where
 from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, SourceColumn
 
 LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
@@ -59,12 +60,7 @@ def is_unparsable(text: Column, parsed: Column) -> Column:
 
 def canonical_agency(codes: Mapping[str, str]) -> Callable[[Column], Column]:
     """Source agency name -> canonical code (e.g. `NYPD (Non-CIP)` -> `NYPD_NON_CIP`); unknown -> NULL."""
-    mapping = F.create_map(*[F.lit(x) for pair in codes.items() for x in pair])
-
-    def to_code(agency: Column) -> Column:
-        return mapping[agency]
-
-    return to_code
+    return lookup(codes)
 
 
 def incident_priority(raw_type: Column) -> Column:
@@ -76,25 +72,18 @@ def incident_priority(raw_type: Column) -> Column:
 
 def standard_incident_type(fixes: Mapping[str, str], unspecified: str) -> Callable[[Column], Column]:
     """Incident type without its priority prefix, misspellings fixed, empty -> `unspecified`."""
-    fix_map = F.create_map(*[F.lit(x) for pair in fixes.items() for x in pair]) if fixes else None
+    fixed = lookup(fixes)
 
     def standardize(raw_type: Column) -> Column:
         text = F.coalesce(raw_type, F.lit(""))
         name = F.trim(
             F.when(text.rlike(_PRIORITY_PREFIX), F.regexp_extract(text, _PRIORITY_PREFIX, 2)).otherwise(text)
         )
-        if fix_map is not None:
-            name = F.coalesce(fix_map[name], name)
+        if fixes:
+            name = F.coalesce(fixed(name), name)
         return F.when(name == "", F.lit(unspecified)).otherwise(name)
 
     return standardize
-
-
-def _names_where(flags: Sequence[tuple[str, Column]]) -> Column:
-    """An array of the names whose flag is true (empty array when none)."""
-    names = [F.when(flag, F.lit(name)) for name, flag in flags] or [F.lit(None).cast("string")]
-    tagged = F.array(*names)
-    return F.filter(tagged, lambda x: x.isNotNull())
 
 
 def typed_e2e(
@@ -111,33 +100,39 @@ def typed_e2e(
 
     def transform(bronze: DataFrame) -> DataFrame:
         by_name = {c.silver_name: c for c in SOURCE_COLUMNS}
-        week_text = _text(bronze, by_name["week_start_date"])
-        agency_text = _text(bronze, by_name["agency"])
         type_text = _text(bronze, by_name["incident_type"])
-        incidents_text = _text(bronze, by_name["incidents"])
-        durations = {c.silver_name: (c, _text(bronze, c)) for c in DURATION_COLUMNS}
-        parsed = {name: parse_seconds(text, c.kind) for name, (c, text) in durations.items()}
-        incidents = parse_incidents(incidents_text)
-        unparsable = _names_where(
-            [("incidents", is_unparsable(incidents_text, incidents))]
-            + [(name, is_unparsable(durations[name][1], value)) for name, value in parsed.items()]
-        )
-        negative = _names_where([(n, v < 0) for n, v in parsed.items() if n != "call_to_first_pickup_s"])
+        numbers = {c.silver_name: c for c in (by_name["incidents"], *DURATION_COLUMNS)}
         source_cols = [c for c in bronze.columns if not c.startswith("_")]
         lineage = [c for c in LINEAGE_KEPT if c in bronze.columns]
-        return bronze.select(
-            parse_week_start_date(week_text).alias("week_start_date"),
-            to_agency(agency_text).alias("agency"),
+        # Two steps, so each value is parsed once: parse (keeping the texts of the numbers), then
+        # list the values given but not parsed and the negative durations, and drop the texts.
+        parsed = bronze.select(
+            parse_week_start_date(_text(bronze, by_name["week_start_date"])).alias("week_start_date"),
+            to_agency(_text(bronze, by_name["agency"])).alias("agency"),
             incident_priority(F.coalesce(type_text, F.lit(""))).alias("priority"),
             to_type(type_text).alias("incident_type"),
             type_text.alias("incident_type_source"),
-            incidents.alias("incidents"),
-            *[value.alias(name) for name, value in parsed.items()],
-            unparsable.alias("unparsable_fields"),
-            negative.alias("negative_time_fields"),
+            parse_incidents(_text(bronze, by_name["incidents"])).alias("incidents"),
+            *[parse_seconds(_text(bronze, c), c.kind).alias(c.silver_name) for c in DURATION_COLUMNS],
             F.col("_corrupt_record"),
             *lineage,
             F.struct(*[F.col(c) for c in source_cols]).alias("_raw"),
+            *[_text(bronze, c).alias(f"_text_{name}") for name, c in numbers.items()],
+        )
+        unparsable = names_where(
+            [(name, is_unparsable(F.col(f"_text_{name}"), F.col(name))) for name in numbers]
+        )
+        durations = [c.silver_name for c in DURATION_COLUMNS if c.silver_name != "call_to_first_pickup_s"]
+        negative = names_where([(name, F.col(name) < 0) for name in durations])
+        kept = [c for c in parsed.columns if not c.startswith("_text_")]
+        typed = [c for c in kept if c not in ("_corrupt_record", "_raw", *lineage)]
+        return parsed.select(
+            *typed,
+            unparsable.alias("unparsable_fields"),
+            negative.alias("negative_time_fields"),
+            "_corrupt_record",
+            *lineage,
+            "_raw",
         )
 
     return transform

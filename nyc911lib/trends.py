@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
+from nyc911lib.compat import lookup
 from nyc911lib.gold import incident_weighted_mean, pct
 
 ALL_AGENCIES = "All agencies"
@@ -71,9 +72,7 @@ def kpi_headline(agency_weekly: DataFrame) -> DataFrame:
             F.count(F.when(trailing & F.col("h_value").isNotNull(), 1)).alias("trailing_weeks"),
         )
     )
-    direction = F.create_map(
-        *[x for m, lower in TREND_METRICS.items() for x in (F.lit(m), F.lit(lower).cast("boolean"))]
-    )
+    direction = lookup(TREND_METRICS, "boolean")
     return compared.select(
         "agency",
         "metric",
@@ -89,7 +88,7 @@ def kpi_headline(agency_weekly: DataFrame) -> DataFrame:
         pct(F.col("value") - F.col("trailing_12w_median"), F.col("trailing_12w_median")).alias(
             "change_vs_trailing_median_pct"
         ),
-        direction[F.col("metric")].alias("lower_is_better"),
+        direction(F.col("metric")).alias("lower_is_better"),
     )
 
 
