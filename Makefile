@@ -7,17 +7,28 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser-deps run test lint unit nbval notebooks sdp lock clean
+.PHONY: help venv spark-deps browser-deps run test lint unit nbval notebooks sdp lock clean
 NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-# The Delta jars for the pinned pyspark/delta-spark pair, copied from Maven Central by Maven's
-# dependency plugin into .jars/ (git-ignored). Without them Spark resolves the same jars itself.
+# The default engine (SQLFrame on DuckDB, delta-rs) needs Python only: `make run` installs it.
+$(STAMP): pyproject.toml requirements-lock.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+# The Spark engine (pyspark + delta-spark, and the two Delta jars for the pinned pair, copied from
+# Maven Central by Maven's dependency plugin into .jars/, git-ignored; without Maven Spark
+# resolves the same jars itself at first use) and the test tools: what `make test` adds.
 SPARK_MINOR := 4.2
 DELTA_VERSION := 4.4.0
 JARS := .jars/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA_VERSION).jar .jars/delta-storage-$(DELTA_VERSION).jar
+SPARK_STAMP := $(VENV)/.spark-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 
 .jars/delta-spark_%.jar:
 	@command -v mvn >/dev/null || { echo "mvn not found: Spark will resolve the Delta jars itself at first use"; exit 0; }
@@ -27,14 +38,17 @@ JARS := .jars/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA_VERSION).jar .jars/delta-s
 	@command -v mvn >/dev/null || exit 0
 	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
-$(STAMP): pyproject.toml requirements-lock.txt | $(JARS)
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s)" % sys.version.split()[0])'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
-	@touch $(STAMP)
+$(SPARK_STAMP): $(STAMP) requirements-spark-lock.txt | $(JARS)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-spark-lock.txt
+	@touch $(SPARK_STAMP)
 
-venv: $(STAMP) ## Create .venv/ with the pinned dependencies and the nyc911 command
+$(DEV_STAMP): $(STAMP) requirements-dev-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev-lock.txt
+	@touch $(DEV_STAMP)
+
+venv: $(STAMP) ## Create .venv/ with the pinned dependencies of the default engine and the nyc911 command
+
+spark-deps: $(SPARK_STAMP) ## Add the Spark engine (pyspark, delta-spark, the Delta jars) to .venv/
 
 # Headless Chromium + chromedriver for the browser tests (tests/test_browser.py), from the distro's
 # apt packages, so the two always match. Nothing is downloaded by a tool (selenium-manager is never
@@ -68,15 +82,19 @@ browser-deps: ## Install chromium + chromium-driver with apt-get when missing (a
 run: $(STAMP) ## Run the pipeline on the built-in sample and write reports/kpi_report.html (ARGS=... for more)
 	$(BIN)/nyc911 run $(ARGS)
 
-lint: $(STAMP) ## ruff over the library, the pipeline sources and the tests
-	$(BIN)/ruff check nyc911lib pipelines tests
+lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and the benchmarks
+	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
 
-test: browser-deps $(STAMP) ## Lint, then the whole test suite (unit, end-to-end, browser, nbval)
-	$(BIN)/ruff check nyc911lib pipelines tests
+# The whole suite on the default engine, then in a second process on the Spark engine the tests
+# marked `spark` (parity, interop, cluster, what only Spark does) or `both` (what must hold on
+# both engines, e.g. every default quality rule), then nbval.
+test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both engines (unit, end-to-end, browser, nbval)
+	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
 	$(BIN)/python -m pytest $(ARGS)
+	NYC911_ENGINE=spark $(BIN)/python -m pytest -m "spark or both" $(ARGS)
 	$(MAKE) --no-print-directory nbval
 
-nbval: $(STAMP) ## Re-run the notebooks on the sample and compare with their stored outputs (nbval)
+nbval: $(DEV_STAMP) ## Re-run the notebooks on the sample and compare with their stored outputs (nbval)
 	NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
 	  $(BIN)/python -m pytest -p no:cacheprovider --nbval notebooks \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env -o testpaths=notebooks; \
@@ -87,23 +105,28 @@ notebooks: $(STAMP) ## Re-execute the notebooks in place on the sample (refreshe
 	  NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
 	  ../$(BIN)/jupyter-execute --inplace $$nb.ipynb || exit 1; done; rm -rf $(NB_TMP)
 
-unit: $(STAMP) ## Only the fast unit tests
+unit: $(DEV_STAMP) ## Only the fast unit tests (default engine)
 	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)
 
-sdp: $(STAMP) ## Run the declarative pipeline locally (open-source Spark Declarative Pipelines, Delta)
+sdp: $(SPARK_STAMP) ## Run the declarative pipeline locally (open-source Spark Declarative Pipelines, Delta)
 	$(BIN)/python pipelines/run_local.py $(ARGS)
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks (< 15 min, not in `make test`): reports/bench/bench.{md,json} (ARGS=--scenarios a,c,f ...)
+bench: $(SPARK_STAMP) ## Benchmarks (< 15 min, not in `make test`): reports/bench/bench.{md,json} (ARGS=--scenarios a,c,f ...)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
-lock: ## Re-pin requirements-lock.txt from pyproject.toml in a scratch venv
+lock: ## Re-pin the three lock files from pyproject.toml in scratch venvs
 	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
-	/tmp/nyc911-lock/bin/pip install --quiet ".[local,dev]"
-	{ echo "# Full pinned dependency tree (pip freeze of \`pip install .[local,dev]\`)."; \
-	  echo "# Regenerate with \`make lock\` after changing pyproject.toml."; \
-	  /tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib; } > requirements-lock.txt
+	/tmp/nyc911-lock/bin/pip install --quiet ".[local,spark,dev]"
+	/tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib > /tmp/nyc911-lock-all.txt
+	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
+	/tmp/nyc911-lock/bin/pip install --quiet ".[local]"
+	/tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib > /tmp/nyc911-lock-local.txt
+	rm -rf /tmp/nyc911-lock && $(PYTHON) -m venv /tmp/nyc911-lock
+	/tmp/nyc911-lock/bin/pip install --quiet ".[local,spark]"
+	/tmp/nyc911-lock/bin/pip freeze --exclude nyc911lib > /tmp/nyc911-lock-spark.txt
+	$(PYTHON) -m benchmarks.split_locks /tmp/nyc911-lock-all.txt /tmp/nyc911-lock-local.txt /tmp/nyc911-lock-spark.txt
 
 clean: ## Remove the local warehouse and generated reports (keeps .venv)
 	rm -rf warehouse reports/runs reports/*.html reports/*.json

@@ -214,7 +214,7 @@ def _report(args: argparse.Namespace) -> int:
     from nyc911lib.reporting import PDF_NAME, build_report  # noqa: PLC0415 - after the engine
 
     out_dir = (args.out or params.reports_dir).resolve()
-    html = build_report(engine.session(), params, out_dir, scope)
+    html = build_report(engine.session(params=params), params, out_dir, scope)
     print(f"report: {html}")
     if args.format == "pdf" or args.chart_png:
         from nyc911lib import browser  # noqa: PLC0415 - selenium is needed only here
@@ -232,7 +232,7 @@ def _alerts(args: argparse.Namespace) -> int:
     params = _gold_params(args)
     from nyc911lib.reporting import latest_alerts  # noqa: PLC0415 - after the engine
 
-    week, rows = latest_alerts(engine.session(), params)
+    week, rows = latest_alerts(engine.session(params=params), params)
     payload = alerts_payload(
         rows,
         week=week,
@@ -341,7 +341,7 @@ def _run_inline(
     from nyc911lib.pipeline import run_layers  # noqa: PLC0415 - after the engine is fixed
     from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME, build_report, report_is_current  # noqa: PLC0415
 
-    spark = engine.session()
+    spark = engine.session(params=params)
     outcome = run_layers(
         spark,
         params,

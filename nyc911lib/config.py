@@ -69,6 +69,8 @@ class PerformanceSettings:
     - Shuffles get one partition per `shuffle_partition_mb` of bronze data, at least
       `min_shuffle_partitions`: a few partitions for the 12k-row export (200 would be 200 tiny
       tasks per shuffle), more as the data grows.
+    - The spark engine starts its local driver JVM for a short run (C1 compiler only, serial GC)
+      while the warehouse's landing folder and bronze stay under `quick_start_max_mb`.
     - A gold table over `zorder_min_mb` is Z-ordered by agency and week after it is rebuilt
       (OPTIMIZE), where the report's and dashboards' filters then skip files; below that the
       OPTIMIZE would cost more than it saves, and no gold table is looked at while bronze itself
@@ -79,6 +81,7 @@ class PerformanceSettings:
     shuffle_partition_mb: float = 64.0
     min_shuffle_partitions: int = 4
     zorder_min_mb: float = 128.0
+    quick_start_max_mb: float = 100.0
 
 
 # The settings of gold.anomalies that params may set (see nyc911lib/anomalies.py).

@@ -145,13 +145,23 @@ def session(engine: str | None = None, params: Any = None) -> Any:
     if chosen == "spark":
         from nyc911lib.spark import get_spark  # noqa: PLC0415 - imports pyspark
 
-        return get_spark()
+        return get_spark(quick_start=params is not None and _small_input(params))
     if _state.session is None:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - SQLFrame's, after select()
 
         _state.session = SparkSession.builder.getOrCreate()
         _state.session.conf.set("spark.sql.session.timeZone", "UTC")
     return _state.session
+
+
+def _small_input(params: Any) -> bool:
+    """Whether a local warehouse (its landing folder and bronze) is under
+    `performance.quick_start_max_mb`: the spark engine then starts its JVM for a short run."""
+    if params.warehouse is None:
+        return False
+    roots = [params.landing_dir, params.warehouse / "bronze"]
+    size = sum(p.stat().st_size for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file())
+    return size <= params.performance.quick_start_max_mb * 2**20
 
 
 # --- Frames: materialize between steps --------------------------------------------------------

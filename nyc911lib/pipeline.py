@@ -33,6 +33,7 @@ from nyc911lib.gold import (
     within_weeks,
 )
 from nyc911lib.quality import (
+    check_quality_rules,
     is_quarantined,
     quarantine_rows,
     rule_metrics,
@@ -454,6 +455,7 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
     identical row is a no-op. `full_refresh` drops silver and replays all of bronze in one batch,
     which ends where the incremental runs end.
     """
+    check_quality_rules(params.quality_rules, engine.name())
     present = {key: storage.table_exists(spark, params, "silver", key) for key in SILVER_OUTPUTS}
     # The accounting is written last: once it exists, every silver table does. A table missing
     # beside it (removed by hand) means silver no longer describes bronze: rebuild it.

@@ -11,6 +11,7 @@ import pyspark.sql.functions as F
 import pytest
 from conftest import dtypes_of
 
+from nyc911lib import engine
 from nyc911lib.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
 
 FIRST_WEEK = dt.date(2019, 1, 7)
@@ -98,20 +99,20 @@ def weekly(spark, rows):
         )
         for r in rows.itertuples()
     ]
-    df = spark.createDataFrame(data, KPI_SCHEMA).cache()
+    df = engine.materialize(spark.createDataFrame(data, KPI_SCHEMA))
     yield df
-    df.unpersist()
+    engine.release(df)
 
 
 @pytest.fixture(scope="module")
 def flagged(weekly) -> pd.DataFrame:
-    return weekly.transform(weekly_anomalies()).toPandas()
+    return engine.to_pandas(weekly.transform(weekly_anomalies()))
 
 
 @pytest.fixture(scope="module")
 def scored(weekly) -> pd.DataFrame:
     """Every row with a baseline, scored (threshold 0, min_baseline_weeks 1)."""
-    return weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=1)).toPandas()
+    return engine.to_pandas(weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=1)))
 
 
 def _key(df: pd.DataFrame) -> set[tuple]:
@@ -246,7 +247,7 @@ def test_baseline_weeks_counts_the_prior_year_windows(scored, rows):
 
 
 def test_min_baseline_weeks_leaves_out_short_baselines(weekly, scored):
-    out = weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=9)).toPandas()
+    out = engine.to_pandas(weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=9)))
     assert len(out) == (scored.baseline_weeks >= 9).sum() > 0
     assert out[out.agency == CLEAN[0]].week_start_date.min() == dt.date(2022, 1, 17)  # 3 full years back
 

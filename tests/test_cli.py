@@ -13,6 +13,7 @@ import pytest
 from conftest import REAL_2025, real_export
 from http_fixture_server import FixtureServer
 
+from nyc911lib import read_table
 from nyc911lib.engine import JAVA_HELP, MIN_JAVA
 from nyc911lib.sample import write_sample
 
@@ -130,7 +131,7 @@ def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, para
     html = (reports / "kpi_report.html").read_text(encoding="utf-8")
     assert "Synthetic sample data" in html
     summary = json.loads((reports / "kpi_summary.json").read_text())
-    gold = spark.read.format("delta").load(str(tmp_path / "wh" / "gold" / "kpi_summary")).first()
+    gold = read_table(spark, params.with_warehouse(tmp_path / "wh"), "gold", "kpi_summary").first()
     assert summary["total_incidents"] == gold.total_incidents
     assert f"total incidents            {gold.total_incidents:,}" in result.stdout
     assert summary["avg_call_to_first_pickup_s"] == pytest.approx(gold.avg_call_to_first_pickup_s)

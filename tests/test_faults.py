@@ -1,9 +1,10 @@
 """Crashes, concurrent runs and moved warehouses lose nothing.
 
-A real `nyc911 run` is killed, its whole process tree at once (the CLI, the Jupyter kernel, the
-JVM: as a power cut would), at moments spread over a measured clean run of the default notebooks
-runner (gold's parallel writes included), and at the named points of nyc911lib.faults; then it is
-run again. Every silver and gold table must then equal a clean run's, and nothing be left to do.
+A real `nyc911 run` (the default notebooks runner) is killed, its whole process tree at once (the
+CLI, the Jupyter kernel, a JVM: as a power cut would), at moments spread over a measured clean run
+(gold's writes included), and at the named points of nyc911lib.faults; then it is run again.
+Every silver and gold table must then equal a clean run's, and nothing be left to do. The duckdb
+engine runs every case; the spark engine (its own test process) one crash case.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from pathlib import Path
 import psutil
 import pyspark.sql.functions as F
 import pytest
-from conftest import run_once
-from pyspark.testing import assertDataFrameEqual
+from conftest import assert_same_rows, run_once
 
-from nyc911lib import read_table, run_layers
+from nyc911lib import engine, read_table, run_layers
 from nyc911lib.cli import main
 from nyc911lib.faults import POINTS
 from nyc911lib.sample import write_sample
@@ -52,9 +52,8 @@ RUN_SPECIFIC = (
 )
 # Moments of a measured clean run at which a run is killed: fractions of the whole run, and of
 # gold's part of it (the gold tables are then being created, four at a time).
-RUN_FRACTIONS = (0.3, 0.7)
-GOLD_FRACTIONS = (0.5,)
-RUNNER = ("--engine", "inline")  # the named points: the layers in one process (the same code)
+RUN_FRACTIONS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+GOLD_FRACTIONS = (0.2, 0.5, 0.8)
 
 
 def _publications(folder: Path) -> tuple[Path, Path]:
@@ -126,7 +125,7 @@ def assert_equals_clean(spark, wh, clean, publications) -> None:
     """`wh` holds exactly what clean runs of `publications` hold (`clean`), and has nothing left."""
     expected = _tables(spark, clean)
     for name, table in _tables(spark, wh).items():
-        assertDataFrameEqual(table, expected[name], rtol=1e-12)
+        assert_same_rows(table, expected[name], rtol=1e-12)
     bronze = read_table(spark, wh, "bronze", "e2e_raw")
     rows = [len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications]
     assert bronze.count() == sum(rows)  # nothing appended twice, nothing lost
@@ -232,7 +231,7 @@ def test_a_run_killed_at_a_named_point_then_rerun_equals_a_clean_run(
     assert kill_at.partition("+")[0] in POINTS
     wh = _restored(params, first_published, tmp_path)
     mark = tmp_path / "fault.mark"
-    run = _start(wh, publications[1], *RUNNER, NYC911_KILL_AT=kill_at, NYC911_FAULT_MARK=str(mark))
+    run = _start(wh, publications[1], NYC911_KILL_AT=kill_at, NYC911_FAULT_MARK=str(mark))
     deadline = time.monotonic() + 600
     while not mark.exists():
         assert run.poll() is None, f"the run ended before {kill_at}: {_log(wh)}"
@@ -244,12 +243,22 @@ def test_a_run_killed_at_a_named_point_then_rerun_equals_a_clean_run(
     assert_equals_clean(spark, wh, clean, publications)
 
 
+@pytest.mark.spark
+def test_the_spark_engine_killed_in_its_merge_then_rerun_equals_a_clean_run(
+    spark, params, first_published, publications, clean, tmp_path
+):
+    """The spark engine's crash case (the duckdb engine runs every case above)."""
+    test_a_run_killed_at_a_named_point_then_rerun_equals_a_clean_run(
+        spark, params, first_published, publications, clean, tmp_path, "silver.before_merge+1.5"
+    )
+
+
 def test_a_copied_warehouse_runs_at_its_new_path(
     spark, params, first_published, publications, clean, tmp_path, capsys, monkeypatch
 ):
     wh = _restored(params, first_published, tmp_path)  # `cp -r wh wh2`
     monkeypatch.setenv("NYC911_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse)]) == 0
+    assert main(["run", "--runner", "inline", "--warehouse", str(wh.warehouse)]) == 0
     assert (
         f"nothing to land: processing what is landed in {wh.landing_dir} and not processed yet"
         in capsys.readouterr().out
@@ -261,26 +270,25 @@ def test_a_copied_warehouse_runs_at_its_new_path(
 def test_a_gold_table_left_half_created_is_rebuilt(spark, params, first_published, tmp_path):
     wh = _restored(params, first_published, tmp_path)
     anomalies = wh.warehouse / "gold" / wh.tables["gold"]["anomalies"]
-    expected = read_table(spark, wh, "gold", "anomalies").toPandas()
+    expected = engine.to_pandas(read_table(spark, wh, "gold", "anomalies"))
     shutil.rmtree(anomalies)
     (anomalies / "_delta_log").mkdir(parents=True)  # a folder without a commit, as a kill leaves it
     assert not table_exists(spark, wh, "gold", "anomalies")
     assert run_layers(spark, wh, "run-after-crash").gold_rebuilt
-    after = read_table(spark, wh, "gold", "anomalies")
-    assertDataFrameEqual(after, spark.createDataFrame(expected, after.schema))
+    assert_same_rows(read_table(spark, wh, "gold", "anomalies"), expected)
 
 
 def test_a_second_run_on_a_busy_warehouse_fails_clearly_and_the_first_is_unharmed(
     spark, params, publications, tmp_path
 ):
     wh = params.with_warehouse(tmp_path / "warehouse")
-    first = _start(wh, publications[0], "--engine", "inline")
+    first = _start(wh, publications[0], "--runner", "inline")
     lock = wh.warehouse / ".nyc911.lock"
     deadline = time.monotonic() + 120
     while not (lock.is_file() and lock.read_text().startswith("pid")):
         assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
         time.sleep(0.2)
-    second = _start(wh, publications[1], "--engine", "inline", piped=True)
+    second = _start(wh, publications[1], "--runner", "inline", piped=True)
     output, _ = second.communicate(timeout=120)
     assert second.returncode == 1
     assert output.strip().splitlines()[-1] == (

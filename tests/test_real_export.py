@@ -8,8 +8,7 @@ import datetime as dt
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
-from conftest import REAL_2023, REAL_2025, real_export, run_once, table_versions
-from pyspark.testing import assertDataFrameEqual
+from conftest import REAL_2023, REAL_2025, assert_same_rows, real_export, run_once, table_versions
 
 from nyc911lib import read_table
 from nyc911lib.cli import main
@@ -98,7 +97,7 @@ def test_a_run_without_source_on_a_real_warehouse_lands_nothing_and_keeps_gold(
     landed = sorted(wh.landing_dir.iterdir())
     versions = table_versions(spark, wh)
     monkeypatch.setenv("NYC911_REPORTS_DIR", str(tmp_path / "reports"))
-    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse)]) == 0
+    assert main(["run", "--runner", "inline", "--warehouse", str(wh.warehouse)]) == 0
     out = capsys.readouterr().out
     assert f"nothing to land: processing what is landed in {wh.landing_dir} and not processed yet" in out
     assert "  total incidents            36,259,560\n" in out
@@ -107,7 +106,7 @@ def test_a_run_without_source_on_a_real_warehouse_lands_nothing_and_keeps_gold(
     assert sorted(wh.landing_dir.iterdir()) == landed
     assert not (wh.warehouse / "sample").exists()
     assert table_versions(spark, wh) == versions  # nothing new: no table changed
-    assert main(["run", "--engine", "inline", "--warehouse", str(wh.warehouse), "--source", "sample"]) == 1
+    assert main(["run", "--runner", "inline", "--warehouse", str(wh.warehouse), "--source", "sample"]) == 1
     assert capsys.readouterr().err == (
         f"nyc911: error: the warehouse {wh.warehouse} holds real publications; the built-in synthetic "
         "sample is not landed in it (run without --source to process what is landed, or pass "
@@ -164,12 +163,12 @@ def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_ru
     )
     assert a2025["rows_replaced"] == len(revisions) == 48
     lineage = [c for c in read_table(spark, wh, "silver", "e2e_weekly").columns if c.startswith("_")]
-    assertDataFrameEqual(
+    assert_same_rows(
         read_table(spark, wh, "silver", "e2e_weekly").drop(*lineage),
         read_table(spark, wh_alone, "silver", "e2e_weekly").drop(*lineage),
     )
     for table in ("kpi_weekly", "kpi_monthly_agency", "kpi_summary"):
-        assertDataFrameEqual(read_table(spark, wh, "gold", table), read_table(spark, wh_alone, "gold", table))
+        assert_same_rows(read_table(spark, wh, "gold", table), read_table(spark, wh_alone, "gold", table))
     revised = read_table(spark, wh, "gold", "restatements").collect()
     batches = (first.ingested[0]["batch_id"], second.ingested[0]["batch_id"])
     assert {(r.old_batch_id, r.new_batch_id) for r in revised} == {batches}

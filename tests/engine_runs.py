@@ -1,0 +1,337 @@
+"""Helpers of the engine parity and cluster tests (tests/test_parity.py, tests/test_cluster.py).
+
+Importable (no engine, no pyspark: only delta-rs, pyarrow and PyYAML, so the test process's own
+engine never matters):
+
+- `land_as`: put an export in a warehouse's landing folder under a fixed name, so two warehouses
+  that land the same file get the same batch id (the landing stamp comes from the name).
+- `start_runs` / `wait_runs`: `nyc911 run --runner inline` several times in ONE new process of
+  one engine (one JVM start for the spark engine), each step landing its files first.
+- `diff_warehouses` / `diff_tables`: every table of every layer of two warehouses compared with
+  delta-rs: Delta types (nullability ignored), row counts, rows (sorted, floats to 1e-9 relative).
+- `commits`: every commit of a table with its userMetadata.
+
+Run as a script, it is the subprocess of `start_runs`:
+
+    python tests/engine_runs.py <plan.json>
+
+plan: {"engine": "duckdb"|"spark", "steps": [{"warehouse": W, "land": [[source, name], ...],
+"args": [...]}]}. Each step lands its files in W/landing (as `land_as`), then calls
+`nyc911lib.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
+with its reports in W-reports; the first step that fails ends the process with its status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from deltalake import DeltaTable
+from deltalake.schema import ArrayType, MapType, PrimitiveType, StructType
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "params" / "default.yaml"
+
+# Columns that differ by design between two runs of the same publications: paths (they name the
+# warehouse), wall-clock times, run ids. Batch ids are compared: every warehouse lands the same
+# file under the same name (`land_as`), so they are equal by construction.
+VOLATILE = frozenset(
+    {
+        "_source_file",
+        "source_file",
+        "old_source_file",
+        "new_source_file",
+        "_ingested_at",
+        "ingested_at",
+        "evaluated_at",
+        "run_id",
+    }
+)
+# What depends on the landing time: excluded too when two warehouses landed under other names.
+BATCH_IDS = frozenset(
+    {"_batch_id", "batch_id", "superseded_by_batch_id", "old_batch_id", "new_batch_id", "duplicate_of"}
+)
+REL_TOL = 1e-9
+ABS_TOL = 1e-12
+EXAMPLES = 3
+
+
+# --- Landing ----------------------------------------------------------------------------------
+
+
+def land_as(source: Path, warehouse: Path, name: str) -> Path:
+    """Copy `source` into `warehouse`/landing as `name` (hidden `.part` first, then renamed, as
+    the library lands a file). `name` is `<UTC stamp>__<kind>__<file>`, e.g.
+    `20260105T000000000000Z__file__export.csv`."""
+    landing = warehouse / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    part = landing / f".{name}.part"
+    shutil.copyfile(source, part)
+    os.replace(part, landing / name)
+    return landing / name
+
+
+# --- Runs in a subprocess per engine ----------------------------------------------------------
+
+
+def run_env(log_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a run's process: this repository first on PYTHONPATH, the Spark driver's
+    log in `log_dir`, Python workers on this interpreter; `extra` on top."""
+    env = dict(os.environ)
+    for key in ("NYC911_ENGINE", "NYC911_WAREHOUSE", "NYC911_REPORTS_DIR", "NYC911_MASTER", "NYC911_DEBUG"):
+        env.pop(key, None)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        NYC911_SPARK_LOG=str(log_dir / "spark-driver.log"),
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+    )
+    env.update(extra)
+    return env
+
+
+class Runs:
+    """A started subprocess running a plan; `wait_runs` checks it."""
+
+    def __init__(self, engine: str, steps: list[dict], log_dir: Path, env: dict[str, str]):
+        self.engine = engine
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        plan = log_dir / "plan.json"
+        plan.write_text(json.dumps({"engine": engine, "steps": steps}, indent=1), encoding="utf-8")
+        self.out = log_dir / "out.log"
+        self.started = time.monotonic()
+        with self.out.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), str(plan)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.seconds: float | None = None
+
+
+def start_runs(engine: str, steps: list[dict], log_dir: Path, **extra_env: str) -> Runs:
+    """Start one process of `engine` that runs `steps` (see the module docstring) in order."""
+    return Runs(engine, steps, log_dir, run_env(log_dir, **extra_env))
+
+
+def wait_runs(*runs: Runs, timeout: float = 2400) -> dict[str, float]:
+    """Wait for every started plan; fail with the end of its output (and of the Spark log) when
+    one failed. Returns the seconds each took, by engine."""
+    failures = []
+    for run in runs:
+        try:
+            code = run.process.wait(timeout=max(1.0, timeout - (time.monotonic() - run.started)))
+        except subprocess.TimeoutExpired:
+            os.killpg(run.process.pid, 9)
+            run.process.wait()
+            code = "timeout"
+        run.seconds = time.monotonic() - run.started
+        if code != 0:
+            failures.append(f"{run.engine} runs ended with {code}:\n{tail(run.out)}{tail(run.log_dir / 'spark-driver.log')}")
+    if failures:
+        raise AssertionError("\n".join(failures))
+    return {run.engine: round(run.seconds or 0.0, 1) for run in runs}
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    return f"--- {path}\n" + "\n".join(text) + "\n"
+
+
+def copy_warehouse(source: Path, target: Path) -> Path:
+    """A copy of a warehouse folder (a snapshot to compare later, or a branch to continue)."""
+    shutil.copytree(source, target)
+    return target
+
+
+# --- Reading and comparing warehouses with delta-rs -------------------------------------------
+
+
+def table_paths(warehouse: Path) -> dict[str, Path]:
+    """`layer.table` -> folder, for every table of params/default.yaml."""
+    tables = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))["tables"]
+    return {
+        f"{layer}.{name}": warehouse / layer / name for layer, names in tables.items() for name in names.values()
+    }
+
+
+def type_name(data_type) -> str:
+    """A Delta type as text, without nullability (`long`, `array<string>`, `struct<a:int>`)."""
+    if isinstance(data_type, PrimitiveType):
+        return data_type.type
+    if isinstance(data_type, ArrayType):
+        return f"array<{type_name(data_type.element_type)}>"
+    if isinstance(data_type, MapType):
+        return f"map<{type_name(data_type.key_type)},{type_name(data_type.value_type)}>"
+    if isinstance(data_type, StructType):
+        return "struct<" + ",".join(f"{f.name}:{type_name(f.type)}" for f in data_type.fields) + ">"
+    return repr(data_type)
+
+
+def delta_schema(path: Path) -> list[tuple[str, str]]:
+    """(column, Delta type) of a table, in order."""
+    return [(f.name, type_name(f.type)) for f in DeltaTable(str(path)).schema().fields]
+
+
+def _plain(value):
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, list):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _plain(v)) for k, v in value.items()))
+    return value
+
+
+def _sort_key(value):
+    if value is None:
+        return (0, "")
+    if isinstance(value, float):
+        return (1, f"{value:.8e}")  # rounded: two engines' last bits never reorder rows
+    if isinstance(value, tuple):
+        return (2, tuple(_sort_key(v) for v in value))
+    return (3, repr(value))
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def table_rows(path: Path, columns: list[str]) -> list[tuple]:
+    """The rows of a table (those columns), as sorted tuples of plain Python values."""
+    table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
+    rows = [tuple(_plain(row[c]) for c in columns) for row in table.to_pylist()]
+    return sorted(rows, key=lambda row: [_sort_key(v) for v in row])
+
+
+def _show(row: dict) -> str:
+    def short(value):
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return "{" + ", ".join(f"{k}: {short(v)}" for k, v in row.items() if v is not None) + "}"
+
+
+def diff_tables(left: Path, right: Path, exclude: frozenset[str] = VOLATILE) -> list[str]:
+    """What differs between two Delta tables (empty: equal): columns and Delta types (nullability
+    ignored), then, over the columns both have except `exclude`, the row count and the rows in
+    sorted order (floats to 1e-9 relative), with examples."""
+    if not (left / "_delta_log").is_dir() or not (right / "_delta_log").is_dir():
+        return [f"table missing: {left} exists={left.is_dir()}, {right} exists={right.is_dir()}"]
+    problems = []
+    ls, rs = delta_schema(left), delta_schema(right)
+    if ls != rs:
+        lt, rt = dict(ls), dict(rs)
+        only_left = [c for c in lt if c not in rt]
+        only_right = [c for c in rt if c not in lt]
+        types = [f"{c}: {lt[c]} vs {rt[c]}" for c in lt if c in rt and lt[c] != rt[c]]
+        order = [c for c, _ in ls if c in rt] != [c for c, _ in rs if c in lt]
+        problems.append(
+            f"schema differs: only left {only_left}, only right {only_right}, types {types}, "
+            f"column order differs: {order}"
+        )
+    right_types = dict(rs)
+    columns = [c for c, t in ls if c not in exclude and right_types.get(c) == t]
+    a, b = table_rows(left, columns), table_rows(right, columns)
+    if len(a) != len(b):
+        problems.append(f"row count {len(a)} vs {len(b)}")
+        extra_a = sorted(set(a) - set(b), key=lambda r: [_sort_key(v) for v in r])[:EXAMPLES]
+        extra_b = sorted(set(b) - set(a), key=lambda r: [_sort_key(v) for v in r])[:EXAMPLES]
+        problems += [f"  only left: {_show(dict(zip(columns, r, strict=True)))}" for r in extra_a]
+        problems += [f"  only right: {_show(dict(zip(columns, r, strict=True)))}" for r in extra_b]
+        return problems
+    by_column: dict[str, list[tuple]] = {}
+    for row_a, row_b in zip(a, b, strict=True):
+        for column, x, y in zip(columns, row_a, row_b, strict=True):
+            if not _close(x, y):
+                by_column.setdefault(column, []).append((x, y, row_a))
+    for column, examples in by_column.items():
+        problems.append(f"column {column}: {len(examples)} of {len(a)} rows differ, e.g.")
+        for x, y, row in examples[:EXAMPLES]:
+            problems.append(f"  {x!r} vs {y!r} in {_show(dict(zip(columns, row, strict=True)))}")
+    return problems
+
+
+def diff_warehouses(
+    left: Path, right: Path, exclude: frozenset[str] = VOLATILE, layers: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """`layer.table` -> what differs, for every table of params/default.yaml (of `layers`, or all)
+    that differs between two warehouses."""
+    out = {}
+    right_paths = table_paths(right)
+    for name, path in table_paths(left).items():
+        if layers and name.split(".")[0] not in layers:
+            continue
+        problems = diff_tables(path, right_paths[name], exclude)
+        if problems:
+            out[name] = problems
+    return out
+
+
+def report(differences: dict[str, list[str]]) -> str:
+    return "\n".join(f"{name}:\n  " + "\n  ".join(lines) for name, lines in differences.items())
+
+
+def commits(path: Path) -> list[tuple[int, str, dict | None]]:
+    """(version, operation, userMetadata as JSON or None) of every commit of a table, oldest first."""
+    out = []
+    for entry in DeltaTable(str(path)).history():
+        text = entry.get("userMetadata")
+        try:
+            metadata = json.loads(text) if text else None
+        except ValueError:
+            metadata = {"unparsable": text}
+        out.append((entry.get("version"), entry.get("operation"), metadata))
+    return sorted(out, key=lambda c: c[0])
+
+
+def table_version(path: Path) -> int:
+    return DeltaTable(str(path)).version()
+
+
+# --- The subprocess ---------------------------------------------------------------------------
+
+
+def _main(plan_file: str) -> int:
+    plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+    from nyc911lib import cli  # noqa: PLC0415 - this process's engine is chosen by the first run
+
+    for number, step in enumerate(plan["steps"], start=1):
+        warehouse = Path(step["warehouse"])
+        for source, name in step.get("land", []):
+            land_as(Path(source), warehouse, name)
+        os.environ["NYC911_REPORTS_DIR"] = str(warehouse.parent / f"{warehouse.name}-reports")
+        argv = ["run", "--engine", plan["engine"], "--runner", "inline", "--warehouse", str(warehouse)]
+        argv += step.get("args", [])
+        started = time.monotonic()
+        print(f"=== step {number}: {' '.join(argv)}", flush=True)
+        code = cli.main(argv)
+        print(f"=== step {number}: exit {code} in {time.monotonic() - started:.1f} s", flush=True)
+        sys.stdout.flush()
+        if code:
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))
