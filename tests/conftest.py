@@ -21,7 +21,7 @@ ENGINE = engine.select()  # before any test module imports pyspark (SQLFrame's o
 
 from nyc911lib import land_source, load_params, run_layers  # noqa: E402
 from nyc911lib.schema import BRONZE_SOURCE_NAMES  # noqa: E402
-from nyc911lib.storage import table_version  # noqa: E402
+from nyc911lib.storage import table_name, table_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -143,6 +143,34 @@ def table_versions(spark, params) -> dict[str, int | None]:
     }
 
 
+# Columns that name a run, a landing time or a file: two warehouses differ in them by design.
+RUN_SPECIFIC = (
+    "_batch_id",
+    "_ingested_at",
+    "_source_file",
+    "superseded_by_batch_id",
+    "old_batch_id",
+    "new_batch_id",
+    "old_source_file",
+    "new_source_file",
+    "batch_id",
+    "source_file",
+    "ingested_at",
+    "duplicate_of",
+    "run_id",
+    "evaluated_at",
+)
+
+
+def delta_frame(params, layer: str, key: str, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A local table read straight from its Delta files by delta-rs, as pandas (fast, and the same
+    whichever engine wrote it); `drop` names columns to leave out where the table has them."""
+    from deltalake import DeltaTable  # noqa: PLC0415
+
+    frame = DeltaTable(table_name(params, layer, key)).to_pyarrow_table().to_pandas(date_as_object=True)
+    return frame.drop(columns=[c for c in drop if c in frame.columns])
+
+
 def dtypes_of(frame) -> dict[str, str]:
     """Column name -> Spark SQL type name (`bigint`, `date`, `array<string>`), on both engines
     (SQLFrame has no `DataFrame.dtypes`)."""
@@ -172,15 +200,15 @@ def _plain(value):
     return value
 
 
-def assert_same_rows(actual, expected, rtol: float = 1e-9) -> None:
+def assert_same_rows(actual, expected, rtol: float = 1e-9, label: str = "") -> None:
     """Two frames hold the same rows in any order: the same columns, exact values, floats equal
     to `rtol` (relative). Either side may be a DataFrame of the engine or a pandas frame."""
     columns, other = list(actual.columns), list(expected.columns)
-    assert columns == other, f"columns differ: {columns} != {other}"
+    assert columns == other, f"{label}: columns differ: {columns} != {other}"
     got, want = rows_of(actual), rows_of(expected)
-    assert len(got) == len(want), f"{len(got)} rows, expected {len(want)}"
+    assert len(got) == len(want), f"{label}: {len(got)} rows, expected {len(want)}"
     for a, b in zip(got, want, strict=True):
-        assert _close(a, b, rtol), f"row differs:\n  {dict(zip(columns, a, strict=True))}\n  != {b}"
+        assert _close(a, b, rtol), f"{label}: row differs:\n  {dict(zip(columns, a, strict=True))}\n  != {b}"
 
 
 def _close(a, b, rtol: float) -> bool:

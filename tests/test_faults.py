@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pyspark.sql.functions as F
 import pytest
-from conftest import assert_same_rows, run_once
+from conftest import RUN_SPECIFIC, assert_same_rows, delta_frame, run_once
 
 from nyc911lib import engine, read_table, run_layers
 from nyc911lib.cli import main
@@ -33,23 +33,6 @@ pytestmark = pytest.mark.e2e
 
 NYC911 = str(Path(sys.executable).parent / "nyc911")
 WEEKS = 4
-# Columns that name a run, a landing time or a file: they differ between two warehouses by design.
-RUN_SPECIFIC = (
-    "_batch_id",
-    "_ingested_at",
-    "_source_file",
-    "superseded_by_batch_id",
-    "old_batch_id",
-    "new_batch_id",
-    "old_source_file",
-    "new_source_file",
-    "batch_id",
-    "source_file",
-    "ingested_at",
-    "duplicate_of",
-    "run_id",
-    "evaluated_at",
-)
 # Moments of a measured clean run at which a run is killed: fractions of the whole run, and of
 # gold's part of it (the gold tables are then being created, four at a time).
 RUN_FRACTIONS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
@@ -111,21 +94,21 @@ def kill_tree(process: subprocess.Popen) -> None:
     psutil.wait_procs(tree, timeout=60)
 
 
-def _tables(spark, wh) -> dict[str, object]:
-    """Every silver and gold table, without the columns that name a run or a landing."""
-    tables = {}
-    for layer in ("silver", "gold"):
-        for key in wh.tables[layer]:
-            df = read_table(spark, wh, layer, key)
-            tables[f"{layer}.{key}"] = df.drop(*[c for c in RUN_SPECIFIC if c in df.columns])
-    return tables
+def _tables(wh) -> dict[str, object]:
+    """Every silver and gold table (read from its Delta files), without the columns that name a
+    run or a landing."""
+    return {
+        f"{layer}.{key}": delta_frame(wh, layer, key, drop=RUN_SPECIFIC)
+        for layer in ("silver", "gold")
+        for key in wh.tables[layer]
+    }
 
 
 def assert_equals_clean(spark, wh, clean, publications) -> None:
     """`wh` holds exactly what clean runs of `publications` hold (`clean`), and has nothing left."""
-    expected = _tables(spark, clean)
-    for name, table in _tables(spark, wh).items():
-        assert_same_rows(table, expected[name], rtol=1e-12)
+    expected = _tables(clean)
+    for name, table in _tables(wh).items():
+        assert_same_rows(table, expected[name], rtol=1e-12, label=name)
     bronze = read_table(spark, wh, "bronze", "e2e_raw")
     rows = [len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in publications]
     assert bronze.count() == sum(rows)  # nothing appended twice, nothing lost
