@@ -201,17 +201,13 @@ def _gold_params(args: argparse.Namespace, sla_rules: Path | None = None) -> Par
 
 
 def _report(args: argparse.Namespace) -> int:
-    from nyc911lib.reporting import ReportScope  # noqa: PLC0415 - imported after the engine is fixed
+    date_from, date_to = parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to")
+    if date_from and date_to and date_from > date_to:
+        raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
+    params = _gold_params(args, args.sla_rules)  # fixes the engine: reporting imports its pyspark
+    from nyc911lib.reporting import PDF_NAME, ReportScope, build_report  # noqa: PLC0415
 
-    scope = ReportScope(
-        date_from=parse_date(args.date_from, "--from"),
-        date_to=parse_date(args.date_to, "--to"),
-        agencies=tuple(args.agencies) if args.agencies else None,
-    )
-    if scope.date_from and scope.date_to and scope.date_from > scope.date_to:
-        raise Nyc911Error(f"--from {scope.date_from} is after --to {scope.date_to}")
-    params = _gold_params(args, args.sla_rules)
-    from nyc911lib.reporting import PDF_NAME, build_report  # noqa: PLC0415 - after the engine
+    scope = ReportScope(date_from, date_to, tuple(args.agencies) if args.agencies else None)
 
     out_dir = (args.out or params.reports_dir).resolve()
     html = build_report(engine.session(params=params), params, out_dir, scope)
