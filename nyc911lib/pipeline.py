@@ -343,7 +343,14 @@ def _silver_batch(
     recomputes the outcomes against silver as it was before the batch (pinned to the version
     before its MERGE when that committed), so it writes exactly what the first attempt wrote.
     """
-    evaluated = engine.materialize(bronze.transform(evaluate_bronze(params)))
+    typed = bronze.transform(
+        typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
+    )
+    # The rules are checked against the columns they will see, on this engine, before they run
+    # (a rule the engine would not evaluate as Spark does is refused; nothing is written).
+    columns = {f.name: f.dataType.simpleString() for f in typed.schema.fields}
+    check_quality_rules(params.quality_rules, engine.name(), columns)
+    evaluated = engine.materialize(typed.transform(with_quality_results(params.quality_rules)))
     outcomes = None
     try:
         now = dt.datetime.now(dt.timezone.utc)
@@ -455,7 +462,6 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
     identical row is a no-op. `full_refresh` drops silver and replays all of bronze in one batch,
     which ends where the incremental runs end.
     """
-    check_quality_rules(params.quality_rules, engine.name())
     present = {key: storage.table_exists(spark, params, "silver", key) for key in SILVER_OUTPUTS}
     # The accounting is written last: once it exists, every silver table does. A table missing
     # beside it (removed by hand) means silver no longer describes bronze: rebuild it.

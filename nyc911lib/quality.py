@@ -492,7 +492,8 @@ class _DuckDBCheck:
 
     def _unlisted(self, node: Any) -> QualityRuleError:  # noqa: PLR0911 - one hint per known trap
         e, name = self.exp, self._name(node)
-        arguments = node.expressions if isinstance(node, e.Anonymous) else [self._date_of(node.this)]
+        inner = node.this.this if isinstance(node.this, e.TsOrDsToDate) else node.this  # year(to_date(x))
+        arguments = node.expressions if isinstance(node, e.Anonymous) else [inner]
         first = arguments[0].sql("spark") if arguments and isinstance(arguments[0], e.Expression) else "x"
         if isinstance(node, e.DayOfWeek) or name == "weekday()":
             monday = 2 if isinstance(node, e.DayOfWeek) else 0

@@ -1,10 +1,10 @@
 """Quality rules: every default rule, quarantine reasons, metrics, actions, and the check made at
 load (`check_quality_rules`).
 
-`make test` runs this module in both test processes, the duckdb one and the spark one
-(`NYC911_ENGINE=spark pytest tests/test_quality.py`, not only `-m spark`), so every default rule,
-and every function the duckdb engine accepts in a rule (the probe rows below, with values hard-coded
-once and so the same on both engines), is evaluated on both engines.
+The module is marked `both`: `make test` runs it in the duckdb test process and again in the spark
+one (`NYC911_ENGINE=spark pytest -m "spark or both"`), so every default rule, and every function the
+duckdb engine accepts in a rule (the probe rows below, with values hard-coded once and so the same
+on both engines), is evaluated on both engines.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from nyc911lib.quality import (
     silver_rule_columns,
 )
 from nyc911lib.schema import BRONZE_SOURCE_NAMES
+
+pytestmark = pytest.mark.both
 
 BAD_VALUES = {
     "row_well_formed": {"_corrupt_record": "11/18/2013,EMS"},
