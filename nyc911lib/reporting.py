@@ -148,12 +148,20 @@ def build_report(
     note = "SLA rules: " + "; ".join(f"{r.name} ({r.metric} > {r.threshold_s:g} s)" for r in params.sla_rules)
     if scope.agencies is not None:
         note += ". Agencies: " + ", ".join(scope.agencies)
+    note += ". " + computed_with(spark, params)
     html = render_report_html(summary, monthly, params_note=note, details=details)
     path = write_report(out_dir / REPORT_NAME, html)
     built_from = report_stamp(spark, params, scope)
     stamped = {**report_summary_json(summary), "built_from": built_from}
     write_report(out_dir / SUMMARY_NAME, json.dumps(stamped, indent=2))
     return path
+
+
+def computed_with(spark: SparkSession, params: Params) -> str:
+    """Which engine and runner computed gold, as its last build's commit records them."""
+    found = storage.last_commit_metadata(spark, params, "gold", "kpi_summary") or {}
+    engine_name, runner = found.get("engine", "unknown"), found.get("runner", "unknown")
+    return f"Gold computed by the {engine_name} engine ({runner} runner)"
 
 
 def report_stamp(spark: SparkSession, params: Params, scope: ReportScope) -> dict:

@@ -204,6 +204,8 @@ def test_the_report_is_current_until_gold_scope_or_rules_change(spark, sample_ru
     wh = sample_run[0]
     assert not report_is_current(spark, wh, tmp_path)  # nothing built yet
     build_report(spark, wh, tmp_path)
+    html = (tmp_path / "kpi_report.html").read_text(encoding="utf-8")
+    assert f"Gold computed by the {ENGINE} engine (library runner)" in html  # from gold's commit
     stamp = json.loads((tmp_path / "kpi_summary.json").read_text())["built_from"]
     assert stamp["gold_kpi_summary_version"] == table_version(spark, wh, "gold", "kpi_summary")
     assert report_is_current(spark, wh, tmp_path)
