@@ -88,9 +88,11 @@ lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and
 # The whole suite on the default engine, then in a second process on the Spark engine the tests
 # marked `spark` (parity, interop, cluster, what only Spark does) or `both` (what must hold on
 # both engines, e.g. every default quality rule), then nbval.
+# The default-engine process runs on both cores: one pytest worker per core, tests grouped by module.
+TEST_WORKERS ?= 2
 test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both engines (unit, end-to-end, browser, nbval)
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 	NYC911_ENGINE=spark $(BIN)/python -m pytest -m "spark or both" $(ARGS)
 	$(MAKE) --no-print-directory nbval
 

@@ -145,7 +145,9 @@ def session(engine: str | None = None, params: Any = None) -> Any:
     if chosen == "spark":
         from nyc911lib.spark import get_spark  # noqa: PLC0415 - imports pyspark
 
-        return get_spark(quick_start=params is not None and _small_input(params))
+        if _state.session is None or _state.session.sparkContext._jsc is None:
+            _state.session = get_spark(quick_start=params is not None and _small_input(params))
+        return _state.session
     if _state.session is None:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - SQLFrame's, after select()
 

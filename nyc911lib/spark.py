@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -88,7 +89,10 @@ def jvm_output_to(log: Path) -> Iterator[None]:
 # For a small input the driver JVM's start dominates a run: the C1 compiler only and the serial
 # collector start it faster (measured here: session start 11 s -> 6 s) but run long jobs slower,
 # so they are used for small inputs only (`performance.quick_start_max_mb`).
-QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# C1 alone also shrinks the JVM's code cache to 48 MB, which a run on the real export fills in two
+# minutes (the JVM then stops compiling): the cache keeps its usual size.
+QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
+_SESSION_LOCK = threading.Lock()
 
 
 def get_spark(app_name: str = "nyc911", *, quick_start: bool = False) -> SparkSession:
@@ -100,7 +104,14 @@ def get_spark(app_name: str = "nyc911", *, quick_start: bool = False) -> SparkSe
     calling it twice returns the same session. `quick_start` starts the driver JVM with
     QUICK_START_JAVA_OPTIONS (small inputs).
     """
-    active = SparkSession.getActiveSession()
+    with _SESSION_LOCK:  # gold's writer threads ask for it at once: one session, made once
+        return _get_or_create(app_name, quick_start)
+
+
+def _get_or_create(app_name: str, quick_start: bool) -> SparkSession:
+    # getActiveSession is per thread: a new thread sees None, so the process-wide session is
+    # looked up too (calling the builder again would re-apply its settings to the live session).
+    active = SparkSession.getActiveSession() or SparkSession._instantiatedSession
     if active is not None or is_databricks():
         return active or SparkSession.builder.getOrCreate()
     require_java()

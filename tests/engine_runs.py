@@ -15,24 +15,30 @@ Run as a script, it is the subprocess of `start_runs`:
 
     python tests/engine_runs.py <plan.json>
 
-plan: {"engine": "duckdb"|"spark", "steps": [{"warehouse": W, "land": [[source, name], ...],
-"args": [...]}]}. Each step lands its files in W/landing (as `land_as`), then calls
+plan: {"engine": "duckdb"|"spark", "steps": [step, ...]}, a step being {"warehouse": W,
+"land": [[source, name], ...], "args": [...], "wait": [file, ...], "copy": [[from, to], ...],
+"mark": file}. Each step waits until the `wait` files exist (marks of the other engine's process,
+whose warehouse it continues), lands its files in W/landing (as `land_as`), calls
 `nyc911lib.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
-with its reports in W-reports; the first step that fails ends the process with its status.
+with its reports in W-reports, then copies the `copy` folders and writes its `mark`. The first
+step that fails ends the process with its status.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import yaml
 from deltalake import DeltaTable
 from deltalake.schema import ArrayType, MapType, PrimitiveType, StructType
@@ -59,6 +65,7 @@ VOLATILE = frozenset(
 BATCH_IDS = frozenset(
     {"_batch_id", "batch_id", "superseded_by_batch_id", "old_batch_id", "new_batch_id", "duplicate_of"}
 )
+STEP_TIMES = "step-seconds.txt"  # in a plan's log folder: one line per finished step
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
 EXAMPLES = 3
@@ -82,17 +89,29 @@ def land_as(source: Path, warehouse: Path, name: str) -> Path:
 # --- Runs in a subprocess per engine ----------------------------------------------------------
 
 
+# Settings of the caller's environment that would send a run elsewhere than the test says.
+CLEARED_ENV = (
+    "NYC911_ENGINE",
+    "NYC911_WAREHOUSE",
+    "NYC911_LANDING_DIR",
+    "NYC911_REPORTS_DIR",
+    "NYC911_ENVIRONMENT",
+    "NYC911_CATALOG",
+    "NYC911_MASTER",
+    "NYC911_DEBUG",
+)
+
+
 def run_env(log_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a run's process: this repository first on PYTHONPATH, the Spark driver's
     log in `log_dir`, Python workers on this interpreter; `extra` on top."""
     env = dict(os.environ)
-    for key in ("NYC911_ENGINE", "NYC911_WAREHOUSE", "NYC911_REPORTS_DIR", "NYC911_MASTER", "NYC911_DEBUG"):
+    for key in CLEARED_ENV:
         env.pop(key, None)
     env.update(
         PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         NYC911_SPARK_LOG=str(log_dir / "spark-driver.log"),
         PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
     )
     env.update(extra)
     return env
@@ -127,22 +146,48 @@ def start_runs(engine: str, steps: list[dict], log_dir: Path, **extra_env: str) 
 
 
 def wait_runs(*runs: Runs, timeout: float = 2400) -> dict[str, float]:
-    """Wait for every started plan; fail with the end of its output (and of the Spark log) when
-    one failed. Returns the seconds each took, by engine."""
-    failures = []
-    for run in runs:
-        try:
-            code = run.process.wait(timeout=max(1.0, timeout - (time.monotonic() - run.started)))
-        except subprocess.TimeoutExpired:
-            os.killpg(run.process.pid, 9)
-            run.process.wait()
-            code = "timeout"
-        run.seconds = time.monotonic() - run.started
-        if code != 0:
-            failures.append(f"{run.engine} runs ended with {code}:\n{tail(run.out)}{tail(run.log_dir / 'spark-driver.log')}")
+    """Wait for every started plan; when one fails, stop the others (they may be waiting for its
+    marks) and fail with the end of its output and of its Spark log. Returns the seconds each took."""
+    pending, failures = list(runs), []
+    deadline = time.monotonic() + timeout
+    try:
+        while pending:
+            for run in list(pending):
+                code = run.process.poll()
+                if code is None and time.monotonic() > deadline:
+                    _stop(run)
+                    code = "timeout"
+                if code is None:
+                    continue
+                pending.remove(run)
+                run.seconds = time.monotonic() - run.started
+                if code != 0:
+                    failures.append(
+                        f"{run.engine} runs ended with {code}:\n{tail(run.out)}"
+                        f"{tail(run.log_dir / 'spark-driver.log')}"
+                    )
+                    for other in pending:
+                        _stop(other)
+            time.sleep(0.5)
+    finally:  # interrupted (a test timeout, Ctrl-C): leave no JVM behind
+        for run in pending:
+            _stop(run)
     if failures:
         raise AssertionError("\n".join(failures))
     return {run.engine: round(run.seconds or 0.0, 1) for run in runs}
+
+
+def _stop(run: Runs) -> None:
+    """End a plan's process group (its own session: the process, its JVM, Spark's Python workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(run.process.pid, signal.SIGKILL)
+    run.process.wait()
+
+
+def step_seconds(run: Runs) -> list[float]:
+    """The seconds each step of a finished plan took."""
+    times = run.log_dir / STEP_TIMES
+    return [float(line) for line in times.read_text(encoding="utf-8").split()] if times.is_file() else []
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -165,7 +210,9 @@ def table_paths(warehouse: Path) -> dict[str, Path]:
     """`layer.table` -> folder, for every table of params/default.yaml."""
     tables = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))["tables"]
     return {
-        f"{layer}.{name}": warehouse / layer / name for layer, names in tables.items() for name in names.values()
+        f"{layer}.{name}": warehouse / layer / name
+        for layer, names in tables.items()
+        for name in names.values()
     }
 
 
@@ -215,10 +262,9 @@ def _close(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def table_rows(path: Path, columns: list[str]) -> list[tuple]:
-    """The rows of a table (those columns), as sorted tuples of plain Python values."""
-    table = DeltaTable(str(path)).to_pyarrow_table(columns=columns)
-    rows = [tuple(_plain(row[c]) for c in columns) for row in table.to_pylist()]
+def sorted_rows(table, columns: list[str]) -> list[tuple]:
+    """The rows of an Arrow table (those columns), as sorted tuples of plain Python values."""
+    rows = [tuple(_plain(row[c]) for c in columns) for row in table.select(columns).to_pylist()]
     return sorted(rows, key=lambda row: [_sort_key(v) for v in row])
 
 
@@ -230,6 +276,38 @@ def _show(row: dict) -> str:
         return text if len(text) <= 80 else text[:77] + "..."
 
     return "{" + ", ".join(f"{k}: {short(v)}" for k, v in row.items() if v is not None) + "}"
+
+
+def diff_rows(columns: list[str], left: list[tuple], right: list[tuple]) -> list[str]:
+    """What differs between two sorted row lists (empty: equal): the count, with examples of rows
+    only one side has; else each column whose values differ (floats to 1e-9 relative)."""
+
+    def shown(row):
+        return _show(dict(zip(columns, row, strict=True)))
+
+    if len(left) != len(right):
+
+        def key(row):
+            return [_sort_key(v) for v in row]
+
+        only_left = sorted(set(left) - set(right), key=key)[:EXAMPLES]
+        only_right = sorted(set(right) - set(left), key=key)[:EXAMPLES]
+        return [
+            f"row count {len(left)} vs {len(right)}",
+            *(f"  only left: {shown(r)}" for r in only_left),
+            *(f"  only right: {shown(r)}" for r in only_right),
+        ]
+    by_column: dict[str, list[tuple]] = {}
+    for row_a, row_b in zip(left, right, strict=True):
+        for column, x, y in zip(columns, row_a, row_b, strict=True):
+            if not _close(x, y):
+                by_column.setdefault(column, []).append((x, y, row_a, row_b))
+    problems = []
+    for column, examples in by_column.items():
+        problems.append(f"column {column}: {len(examples)} of {len(left)} rows differ, e.g.")
+        for x, y, row_a, row_b in examples[:EXAMPLES]:
+            problems.append(f"  {x!r} vs {y!r}\n    left  {shown(row_a)}\n    right {shown(row_b)}")
+    return problems
 
 
 def diff_tables(left: Path, right: Path, exclude: frozenset[str] = VOLATILE) -> list[str]:
@@ -252,24 +330,16 @@ def diff_tables(left: Path, right: Path, exclude: frozenset[str] = VOLATILE) -> 
         )
     right_types = dict(rs)
     columns = [c for c, t in ls if c not in exclude and right_types.get(c) == t]
-    a, b = table_rows(left, columns), table_rows(right, columns)
-    if len(a) != len(b):
-        problems.append(f"row count {len(a)} vs {len(b)}")
-        extra_a = sorted(set(a) - set(b), key=lambda r: [_sort_key(v) for v in r])[:EXAMPLES]
-        extra_b = sorted(set(b) - set(a), key=lambda r: [_sort_key(v) for v in r])[:EXAMPLES]
-        problems += [f"  only left: {_show(dict(zip(columns, r, strict=True)))}" for r in extra_a]
-        problems += [f"  only right: {_show(dict(zip(columns, r, strict=True)))}" for r in extra_b]
-        return problems
-    by_column: dict[str, list[tuple]] = {}
-    for row_a, row_b in zip(a, b, strict=True):
-        for column, x, y in zip(columns, row_a, row_b, strict=True):
-            if not _close(x, y):
-                by_column.setdefault(column, []).append((x, y, row_a))
-    for column, examples in by_column.items():
-        problems.append(f"column {column}: {len(examples)} of {len(a)} rows differ, e.g.")
-        for x, y, row in examples[:EXAMPLES]:
-            problems.append(f"  {x!r} vs {y!r} in {_show(dict(zip(columns, row, strict=True)))}")
-    return problems
+    rows = [sorted_rows(DeltaTable(str(p)).to_pyarrow_table(columns=columns), columns) for p in (left, right)]
+    return problems + diff_rows(columns, *rows)
+
+
+def change_feed(path: Path, exclude: frozenset[str] = VOLATILE) -> tuple[list[str], list[tuple]]:
+    """The whole Change Data Feed of a table (its columns but `exclude` and the commit time, with
+    `_change_type` and `_commit_version`) as sorted rows."""
+    feed = pa.RecordBatchReader.from_stream(DeltaTable(str(path)).load_cdf(starting_version=0)).read_all()
+    columns = [c for c in feed.column_names if c not in exclude and c != "_commit_timestamp"]
+    return columns, sorted_rows(feed, columns)
 
 
 def diff_warehouses(
@@ -312,11 +382,20 @@ def table_version(path: Path) -> int:
 # --- The subprocess ---------------------------------------------------------------------------
 
 
+def _wait_for(files: list[str], timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(Path(f).exists() for f in files):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {files}")
+        time.sleep(0.5)
+
+
 def _main(plan_file: str) -> int:
     plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
     from nyc911lib import cli  # noqa: PLC0415 - this process's engine is chosen by the first run
 
     for number, step in enumerate(plan["steps"], start=1):
+        _wait_for(step.get("wait", []))
         warehouse = Path(step["warehouse"])
         for source, name in step.get("land", []):
             land_as(Path(source), warehouse, name)
@@ -326,10 +405,18 @@ def _main(plan_file: str) -> int:
         started = time.monotonic()
         print(f"=== step {number}: {' '.join(argv)}", flush=True)
         code = cli.main(argv)
-        print(f"=== step {number}: exit {code} in {time.monotonic() - started:.1f} s", flush=True)
         sys.stdout.flush()
         if code:
+            print(f"=== step {number}: exit {code}", flush=True)
             return code
+        seconds = time.monotonic() - started
+        print(f"=== step {number}: exit 0 in {seconds:.1f} s", flush=True)
+        with (Path(plan_file).parent / STEP_TIMES).open("a", encoding="utf-8") as times:
+            times.write(f"{seconds:.1f}\n")
+        for source, target in step.get("copy", []):
+            copy_warehouse(Path(source), Path(target))
+        if step.get("mark"):
+            Path(step["mark"]).write_text("done\n", encoding="utf-8")
     return 0
 
 

@@ -35,8 +35,8 @@ NYC911 = str(Path(sys.executable).parent / "nyc911")
 WEEKS = 4
 # Moments of a measured clean run at which a run is killed: fractions of the whole run, and of
 # gold's part of it (the gold tables are then being created, four at a time).
-RUN_FRACTIONS = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
-GOLD_FRACTIONS = (0.2, 0.5, 0.8)
+RUN_FRACTIONS = (0.15, 0.4, 0.65, 0.9)
+GOLD_FRACTIONS = (0.3, 0.7)
 
 
 def _publications(folder: Path) -> tuple[Path, Path]:
