@@ -211,6 +211,14 @@ def assert_same_rows(actual, expected, rtol: float = 1e-9, label: str = "") -> N
         assert _close(a, b, rtol), f"{label}: row differs:\n  {dict(zip(columns, a, strict=True))}\n  != {b}"
 
 
+def assert_same_summary(actual: dict, expected: dict, rtol: float = 1e-9) -> None:
+    """Two gold summaries agree: the same keys, exact values, floats equal to `rtol` (relative).
+    A float sum's last bits depend on the order Spark adds partitions in, so they are not compared."""
+    assert sorted(actual) == sorted(expected)
+    differing = {k: (actual[k], expected[k]) for k in expected if not _close(actual[k], expected[k], rtol)}
+    assert not differing, f"summaries differ (actual, expected): {differing}"
+
+
 def _close(a, b, rtol: float) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
