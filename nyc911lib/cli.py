@@ -298,7 +298,11 @@ def _run(args: argparse.Namespace) -> int:
         what = f"{landed.kind} {landed.path.name}" if landed else "landed publications"
         where = params.warehouse or params.catalog
         print(f"nyc911 run {run_id}: {what} -> warehouse {where} ({chosen} engine, {runner} runner)")
-        if runner == "inline":
+        if not (args.full_refresh or date_from or date_to) and _nothing_to_do(params):
+            # Checked from the Delta logs: no engine session, no kernel, no notebook, no commit.
+            print("nothing new: bronze, silver, gold and the report are current; nothing run or committed")
+            summary, report = _reported_summary(params)
+        elif runner == "inline":
             summary, report = _run_inline(params, run_id, args, date_from, date_to)
         else:
             from nyc911lib.runner import run_notebooks  # noqa: PLC0415 - papermill: this runner only
@@ -330,12 +334,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nothing_to_do(params: Params) -> bool:
+    """Whether every layer and the report are current (`pipeline.nothing_to_do`, `report_is_current`)."""
+    from nyc911lib.pipeline import nothing_to_do  # noqa: PLC0415 - after the engine is fixed
+    from nyc911lib.reporting import report_is_current  # noqa: PLC0415
+
+    return nothing_to_do(params) and report_is_current(None, params, params.reports_dir)
+
+
+def _reported_summary(params: Params) -> tuple[dict, Path]:
+    from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME  # noqa: PLC0415 - after the engine is fixed
+
+    summary = json.loads((params.reports_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
+    return summary, params.reports_dir / REPORT_NAME
+
+
 def _run_inline(
     params: Params, run_id: str, args: argparse.Namespace, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[dict, Path]:
     """The layers in this process, with the engine's session; no notebooks."""
     from nyc911lib.pipeline import run_layers  # noqa: PLC0415 - after the engine is fixed
-    from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME, build_report, report_is_current  # noqa: PLC0415
+    from nyc911lib.reporting import REPORT_NAME, build_report, report_is_current  # noqa: PLC0415
 
     spark = engine.session(params=params)
     outcome = run_layers(
@@ -360,7 +379,7 @@ def _run_inline(
         print("gold unchanged and the report was built from it: report left as it is")
     else:
         report = build_report(spark, params, params.reports_dir)
-    return json.loads((params.reports_dir / SUMMARY_NAME).read_text(encoding="utf-8")), report
+    return _reported_summary(params)[0], report
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -160,8 +160,8 @@ class DeltaRsTables:
     session's last result on the session."""
 
     def __init__(self, session: Any, connection: Any = None) -> None:
-        self.session = session
-        self.connection = connection if connection is not None else session._conn
+        self.session = session  # None: read the logs only (storage.tables before a session exists)
+        self.connection = connection if connection is not None or session is None else session._conn
         self._lock = threading.RLock()
         self._views: dict[tuple[str, str, int], str] = {}  # (path, table id, version) -> view
         self._feeds = itertools.count()

@@ -135,6 +135,11 @@ def configure_duckdb(*, memory_limit: str | None = None, threads: int | None = N
     con.execute(f"SET temp_directory = '{spill}'")
 
 
+def has_session() -> bool:
+    """Whether this process has started its engine's session."""
+    return _state.session is not None
+
+
 def session(engine: str | None = None, params: Any = None) -> Any:
     """The session of this process's engine, selected here if not yet: `engine`, else
     `$NYC911_ENGINE`, else the `engine` of `params` (a `Params`), else duckdb. A SQLFrame DuckDB

@@ -58,7 +58,13 @@ def has_commit(table_dir: str | Path) -> bool:
 
 
 def tables(spark: SparkSession | None = None) -> Tables:
-    """The Delta operations of this process's engine (`nyc911lib.tables.Tables`)."""
+    """The Delta operations of this process's engine (`nyc911lib.tables.Tables`).
+
+    `spark=None` before any session exists gives a reader of local Delta logs (versions, table
+    ids, commit metadata) with delta-rs, which reads what either engine writes: a run can tell
+    whether it has anything to do without starting an engine (no JVM on the spark engine)."""
+    if spark is None and not engine.has_session():
+        return _LOG_READER
     session = spark if spark is not None else engine.session()
     backend = _BACKENDS.get(id(session))
     if backend is None:
@@ -75,6 +81,21 @@ def tables(spark: SparkSession | None = None) -> Tables:
 
 
 _BACKENDS: dict[int, Tables] = {}
+
+
+class _LogReader:
+    """Reads local Delta logs without an engine session (see `tables`); reading rows or writing
+    needs the engine's session."""
+
+    def __getattr__(self, attribute: str):
+        from nyc911lib.delta_rs import DeltaRsTables  # noqa: PLC0415
+
+        if attribute not in ("exists", "version", "last_commit", "table_id"):
+            raise AttributeError(f"{attribute} needs the engine's session: call nyc911lib.session() first")
+        return getattr(DeltaRsTables(session=None), attribute)
+
+
+_LOG_READER = _LogReader()
 
 
 def table_exists(spark: SparkSession, params: Params, layer: str, key: str) -> bool:
@@ -113,7 +134,7 @@ def write_table(
     `replace` overwrites only the rows in that date range.
     """
     name = table_name(params, layer, key)
-    tables().write(
+    tables(engine.session()).write(
         df,
         name,
         mode=mode,
@@ -265,17 +286,31 @@ def table_state(spark: SparkSession, params: Params, layer: str, key: str) -> st
 
 
 def ingested_kinds(params: Params) -> set[str]:
-    """The source kinds bronze's ingest log lists, read without a Spark session (delta-rs) so a
+    """The source kinds bronze's ingest log lists, read without an engine session (delta-rs) so a
     run can check them before it starts one; empty for a catalog (the landing volume tells)."""
+    return {k for k in ingest_log_column(params, "source_kind") if k}
+
+
+def ingested_file_names(params: Params) -> set[str]:
+    """The names of the landed files bronze's ingest log lists (read as `ingested_kinds`)."""
+    return {Path(f).name for f in ingest_log_column(params, "source_file") if f}
+
+
+def ingest_log_column(params: Params, column: str) -> list:
+    """One column of bronze's ingest log, read with delta-rs (no engine session); empty when
+    there is no log yet, or for a catalog."""
     if params.catalog or params.warehouse is None:
-        return set()
+        return []
     path = table_name(params, "bronze", "ingest_log")
     if not has_commit(path):
-        return set()
+        return []
     from deltalake import DeltaTable as RsDeltaTable  # noqa: PLC0415 - local warehouses only
+    from deltalake import QueryBuilder  # noqa: PLC0415
 
-    kinds = RsDeltaTable(path).to_pyarrow_table(columns=["source_kind"]).column("source_kind")
-    return {k for k in kinds.to_pylist() if k}
+    # delta-rs's own query engine: a few milliseconds, where `to_pyarrow_table` imports
+    # pyarrow.dataset (0.7 s) on a command that may do nothing else.
+    log = QueryBuilder().register("ingest_log", RsDeltaTable(path))
+    return log.execute(f'SELECT "{column}" FROM ingest_log').read_all().column(column).to_pylist()
 
 
 @contextlib.contextmanager

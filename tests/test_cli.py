@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REAL_2025, real_export
+from conftest import REAL_2025, real_export, table_versions
 from http_fixture_server import FixtureServer
 
 from nyc911lib import read_table
@@ -135,6 +135,18 @@ def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, para
     assert summary["total_incidents"] == gold.total_incidents
     assert f"total incidents            {gold.total_incidents:,}" in result.stdout
     assert summary["avg_call_to_first_pickup_s"] == pytest.approx(gold.avg_call_to_first_pickup_s)
+
+    # Again with nothing new: read from the Delta logs, no notebook run, nothing written.
+    versions = table_versions(spark, params.with_warehouse(tmp_path / "wh"))
+    report_bytes = (reports / "kpi_report.html").read_bytes()
+    again = nyc911("run", "--warehouse", str(tmp_path / "wh"), env={"NYC911_REPORTS_DIR": str(reports)})
+    assert again.returncode == 0, again.stderr[-3000:]
+    current = "nothing new: bronze, silver, gold and the report are current; nothing run or committed"
+    assert f"\n{current}\n" in again.stdout
+    assert f"total incidents            {gold.total_incidents:,}" in again.stdout
+    assert len(list((reports / "runs").iterdir())) == 1
+    assert table_versions(spark, params.with_warehouse(tmp_path / "wh")) == versions
+    assert (reports / "kpi_report.html").read_bytes() == report_bytes
 
 
 def _params_copy(tmp_path: Path, base_url: str) -> Path:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
@@ -32,7 +33,9 @@ from nyc911lib import (
     run_layers,
     storage,
 )
-from nyc911lib.pipeline import GOLD_OUTPUTS, gold_is_current
+from nyc911lib.config import Params
+from nyc911lib.landing import land_file
+from nyc911lib.pipeline import GOLD_OUTPUTS, gold_is_current, nothing_to_do
 from nyc911lib.reporting import report_is_current
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count, write_sample
 from nyc911lib.storage import (
@@ -175,6 +178,45 @@ def test_a_run_with_nothing_new_changes_no_table_version(spark, sample_run):
     assert table_versions(spark, wh) == before
     assert outcome.summary["total_incidents"] == sample_run[1].summary["total_incidents"]
     assert sample_run[1].gold_rebuilt is True
+
+
+def _land_a_new_file(wh: Params) -> Params:
+    land_file(write_sample(wh.warehouse / "again.csv", weeks=8), wh.landing_dir, "sample")
+    return wh
+
+
+def _change_an_sla_rule(wh: Params) -> Params:
+    (rule,) = wh.sla_rules
+    return replace(wh, sla_rules=(replace(rule, threshold_s=1.0),))
+
+
+def _half_create_a_gold_table(wh: Params) -> Params:
+    for commit in Path(storage.table_name(wh, "gold", "sla_alerts"), "_delta_log").glob("*.json"):
+        commit.unlink()
+    return wh
+
+
+def _drop_a_silver_table(wh: Params) -> Params:
+    shutil.rmtree(storage.table_name(wh, "silver", "superseded"))
+    return wh
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda wh: wh, True),
+        (_land_a_new_file, False),
+        (_change_an_sla_rule, False),
+        (_half_create_a_gold_table, False),
+        (_drop_a_silver_table, False),
+    ],
+    ids=["unchanged", "new landed file", "sla rule changed", "half-created gold table", "silver table gone"],
+)
+def test_nothing_to_do_is_read_from_the_logs_and_sees_every_change(sample_run, tmp_path, change, expected):
+    wh = sample_run[0]
+    shutil.copytree(wh.warehouse, tmp_path / "warehouse")
+    copy = change(wh.with_warehouse(tmp_path / "warehouse"))
+    assert nothing_to_do(copy) is expected
 
 
 def test_silver_reads_what_is_new_from_the_tables_not_from_a_checkpoint(spark, sample_run, tmp_path):
