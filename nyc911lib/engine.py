@@ -54,10 +54,16 @@ def is_databricks() -> bool:
 
 def resolve(name: str | None = None) -> str:
     """The engine a process would run: always `spark` on Databricks; else `name`, else
-    `$NYC911_ENGINE`, else `duckdb`. An unknown name is refused with one line."""
+    `$NYC911_ENGINE`, else `spark` when Spark's own pyspark is already imported (a Spark program
+    imported nyc911lib), else `duckdb`. An unknown name is refused with one line."""
     if is_databricks():
         return "spark"
-    wanted = name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
+    wanted = name or os.environ.get(ENGINE_ENV)
+    if wanted is None and _pyspark_imported() and not _sqlframe_active():
+        # Imported by a Spark program that had imported pyspark first (`spark-pipelines run` of
+        # pipelines/, a spark-submit job) and asked for no engine: that program's engine.
+        return "spark"
+    wanted = wanted or DEFAULT_ENGINE
     if wanted not in ENGINES:
         raise EngineError(f"unknown engine '{wanted}'; expected one of {list(ENGINES)}")
     return wanted

@@ -227,6 +227,8 @@ def publication_drift(versions: DataFrame) -> DataFrame:
     latest = F.row_number().over(key.orderBy(*[F.col(c).desc() for c in _PUBLICATION_ORDER])) == 1
     marked = versions.select("*", first.alias("_first"), latest.alias("_latest"))
 
+    measures = ("incidents", "avg_call_to_first_pickup_s", "avg_travel_s", "rows")
+
     def side(flag: str, prefix: str) -> DataFrame:
         rows = marked.where(F.col(flag))
         return rows.groupBy("week_start_date", "agency").agg(
@@ -239,7 +241,10 @@ def publication_drift(versions: DataFrame) -> DataFrame:
     first_published = side("_first", "first_published")
     current = side("_latest", "current")
     joined = first_published.join(current, ["week_start_date", "agency"], "full")
-    return joined.select(*joined.columns).select(
+    # Selected by name first (SQLFrame then forgets which side each came from, issue #210); named
+    # here rather than read from `joined.columns`, which would analyse the plan.
+    sides = [f"{prefix}_{m}" for prefix in ("first_published", "current") for m in measures]
+    return joined.select("week_start_date", "agency", *sides).select(
         "*",
         (F.col("current_incidents") - F.col("first_published_incidents")).alias("incidents_change"),
         pct(

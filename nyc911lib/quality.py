@@ -27,20 +27,20 @@ def with_quality_results(rules: Sequence[QualityRule]) -> Callable[[DataFrame], 
     """Evaluate every rule on every row.
 
     Adds `quarantine_reasons` (every failed `drop` rule), `quality_warnings` (every failed `warn`
-    rule), `failed_fail_rules` (every failed `fail` rule) and `failed_rules` (all of them). Each
-    rule is evaluated once (a flag column), then listed by name.
+    rule), `failed_fail_rules` (every failed `fail` rule) and `failed_rules` (all of them).
+
+    One select over the input, so each rule appears twice (in its action's list and in
+    `failed_rules`): flag columns computed first would have to be dropped again, and a drop (or
+    `df.columns`) makes Spark Connect analyse the plan, which a declarative pipeline cannot do
+    while it declares its datasets.
     """
 
+    def failed(action: str | None) -> Column:
+        return names_where([(r.name, ~rule_passes(r)) for r in rules if action in (None, r.action)])
+
     def transform(df: DataFrame) -> DataFrame:
-        flags = df.select("*", *[(~rule_passes(r)).alias(f"_failed_{i}") for i, r in enumerate(rules)])
-
-        def failed(action: str | None) -> Column:
-            return names_where(
-                [(r.name, F.col(f"_failed_{i}")) for i, r in enumerate(rules) if action in (None, r.action)]
-            )
-
-        return flags.select(
-            *df.columns,
+        return df.select(
+            "*",
             failed("drop").alias("quarantine_reasons"),
             failed("warn").alias("quality_warnings"),
             failed("fail").alias("failed_fail_rules"),

@@ -106,14 +106,17 @@ def typed_e2e(
         lineage = [c for c in LINEAGE_KEPT if c in bronze.columns]
         # Two steps, so each value is parsed once: parse (keeping the texts of the numbers), then
         # list the values given but not parsed and the negative durations, and drop the texts.
+        typed = {
+            "week_start_date": parse_week_start_date(_text(bronze, by_name["week_start_date"])),
+            "agency": to_agency(_text(bronze, by_name["agency"])),
+            "priority": incident_priority(F.coalesce(type_text, F.lit(""))),
+            "incident_type": to_type(type_text),
+            "incident_type_source": type_text,
+            "incidents": parse_incidents(_text(bronze, by_name["incidents"])),
+            **{c.silver_name: parse_seconds(_text(bronze, c), c.kind) for c in DURATION_COLUMNS},
+        }
         parsed = bronze.select(
-            parse_week_start_date(_text(bronze, by_name["week_start_date"])).alias("week_start_date"),
-            to_agency(_text(bronze, by_name["agency"])).alias("agency"),
-            incident_priority(F.coalesce(type_text, F.lit(""))).alias("priority"),
-            to_type(type_text).alias("incident_type"),
-            type_text.alias("incident_type_source"),
-            parse_incidents(_text(bronze, by_name["incidents"])).alias("incidents"),
-            *[parse_seconds(_text(bronze, c), c.kind).alias(c.silver_name) for c in DURATION_COLUMNS],
+            *[value.alias(name) for name, value in typed.items()],
             F.col("_corrupt_record"),
             *lineage,
             F.struct(*[F.col(c) for c in source_cols]).alias("_raw"),
@@ -124,8 +127,8 @@ def typed_e2e(
         )
         durations = [c.silver_name for c in DURATION_COLUMNS if c.silver_name != "call_to_first_pickup_s"]
         negative = names_where([(name, F.col(name) < 0) for name in durations])
-        kept = [c for c in parsed.columns if not c.startswith("_text_")]
-        typed = [c for c in kept if c not in ("_corrupt_record", "_raw", *lineage)]
+        # Column names from this code, not from `parsed.columns`: asking for a schema analyses the
+        # plan, which a declarative pipeline cannot do while it is still declaring its datasets.
         return parsed.select(
             *typed,
             unparsable.alias("unparsable_fields"),

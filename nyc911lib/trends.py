@@ -64,7 +64,7 @@ def kpi_headline(agency_weekly: DataFrame) -> DataFrame:
     )
     joined = current.join(history, ["agency", "metric"], "left")
     compared = (
-        joined.select(*joined.columns)
+        joined.select("agency", "metric", "week_start_date", "value", "h_week", "h_value")
         .groupBy("agency", "metric", "week_start_date", "value")
         .agg(
             F.max(F.when(F.col("h_week") == last_year_week, F.col("h_value"))).alias("last_year_value"),

@@ -3,8 +3,11 @@ chooses no engine (a notebook chooses it before importing pyspark)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 import nyc911lib
 
@@ -29,3 +32,29 @@ def test_importing_the_package_and_loading_params_choose_no_engine():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None []"
+
+
+REFUSED = (
+    "nyc911lib.errors.EngineError: pyspark was imported before nyc911lib chose the duckdb engine: import "
+    "nyc911lib and choose the engine (nyc911lib.session(engine)) before importing pyspark"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "env", "expected"),
+    [
+        ("import nyc911lib as n9; n9.kpi_weekly", {}, "duckdb"),
+        ("import nyc911lib as n9; n9.kpi_weekly", {"NYC911_ENGINE": "spark"}, "spark"),
+        # A Spark program (spark-pipelines running pipelines/, a spark-submit job) that imported
+        # pyspark first and asks for no engine gets its own: spark.
+        ("import pyspark.sql; import nyc911lib as n9; n9.kpi_weekly", {}, "spark"),
+        ("import pyspark.sql; import nyc911lib as n9; n9.kpi_weekly", {"NYC911_ENGINE": "duckdb"}, REFUSED),
+    ],
+    ids=["default", "env", "inside a spark program", "duckdb asked after pyspark"],
+)
+def test_the_engine_a_process_gets(code, env, expected):
+    environ = {k: v for k, v in os.environ.items() if k != "NYC911_ENGINE"}
+    script = f"{code}\nfrom nyc911lib import engine\nprint(engine.name())"
+    command = [sys.executable, "-c", script]
+    out = subprocess.run(command, capture_output=True, text=True, env={**environ, **env}, check=False)
+    assert (out.stdout.strip() or out.stderr.strip().splitlines()[-1]) == expected
