@@ -184,13 +184,11 @@ def test_a_run_killed_at_any_moment_then_rerun_equals_a_clean_run(
 
 
 @pytest.fixture(scope="module")
-def first_published(spark, params, publications, tmp_path_factory):
-    """A saved warehouse that has processed the first publication. Each case restores a copy of it
-    to a path of its own: a warehouse may be copied or moved."""
-    folder = tmp_path_factory.mktemp("first_published")
-    wh = params.with_warehouse(folder / "warehouse")
-    run_once(spark, wh, publications[0])
-    return folder / "warehouse"
+def first_published(clean_first):
+    """A saved warehouse that has processed the first publication (the clean reference run, never
+    changed). Each case restores a copy of it to a path of its own: a warehouse may be copied or
+    moved."""
+    return clean_first.warehouse
 
 
 def _restored(params, saved: Path, folder: Path):
