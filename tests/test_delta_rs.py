@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
+from conftest import ENGINE
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from nyc911lib import delta_rs
@@ -512,6 +513,12 @@ def test_zorder_is_one_commit_carrying_the_metadata(tables, tmp_path):
 
 
 def run_step(engine: str, step: str, folder: Path) -> dict:
+    """One step of tests/delta_interop_step.py: in this process when it runs that engine (the
+    Spark test process's own JVM), else in a process of its own."""
+    if engine == ENGINE:
+        import delta_interop_step  # noqa: PLC0415 - imports the engine's pyspark
+
+        return json.loads(json.dumps(delta_interop_step.STEPS[engine, step](folder), default=str))
     env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": "UTC"}
     out = subprocess.run(
         [sys.executable, str(STEP), engine, step, str(folder)],
