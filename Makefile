@@ -88,15 +88,18 @@ lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and
 # Two test processes at once: the whole suite on the default engine (one pytest worker per core,
 # tests grouped by module), and beside it the tests marked `spark` (parity, interop, cluster, what
 # only Spark does) or `both` (what must hold on both engines, e.g. every default quality rule) on
-# the Spark engine, whose time is mostly JVM and job latency rather than CPU; then nbval. The Spark
+# the Spark engine, whose time is mostly JVM and job latency rather than CPU (so three workers,
+# each with its own JVM); then nbval. The Spark
 # process's output goes to $(SPARK_TEST_LOG), printed when it ends. Any failure fails `make test`.
 TEST_WORKERS ?= 2
+SPARK_TEST_WORKERS ?= 3
 SPARK_TEST_LOG := reports/tests/spark-engine.log
 test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both engines (unit, end-to-end, browser, nbval)
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
 	@mkdir -p $(dir $(SPARK_TEST_LOG))
 	@echo "Spark engine tests running beside the default engine's: $(SPARK_TEST_LOG)"
-	@NYC911_ENGINE=spark $(BIN)/python -m pytest -m "spark or both" $(ARGS) > $(SPARK_TEST_LOG) 2>&1 & spark=$$!; \
+	@NYC911_ENGINE=spark $(BIN)/python -m pytest -n $(SPARK_TEST_WORKERS) --dist loadfile -m "spark or both" $(ARGS) \
+	  > $(SPARK_TEST_LOG) 2>&1 & spark=$$!; \
 	trap 'kill $$spark 2>/dev/null' INT TERM; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS); default=$$?; \
 	( $(NBVAL) ); notebooks=$$?; \
