@@ -100,19 +100,7 @@ def test_a_sqlframe_frame_is_written_with_the_types_both_engines_keep(tables, tm
     name = str(tmp_path / "typed")
     assert tables.write(df, name, mode="overwrite") is True
     assert delta_types(name) == {
-        "d": "date",
-        "ts": "timestamp",
-        "n": "long",
-        "x": "double",
-        "b": "boolean",
-        "arr": {"type": "array", "elementType": "string", "containsNull": True},
-        "st": {
-            "type": "struct",
-            "fields": [
-                {"name": "i", "type": "integer", "nullable": True, "metadata": {}},
-                {"name": "s", "type": "string", "nullable": True, "metadata": {}},
-            ],
-        },
+        **{column: TYPES[column] for column in ("d", "ts", "n", "x", "b", "arr", "st")},
         "nul": "string",
         "void": "string",
         "total": "long",
