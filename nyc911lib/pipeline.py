@@ -451,6 +451,12 @@ def _silver_target(spark: SparkSession, params: Params, bronze_id: str, bronze_v
     return min(unfinished) if unfinished else bronze_version
 
 
+def _bronze_accounted(spark: SparkSession | None, params: Params) -> str | None:
+    """The bronze state (`storage.table_state`) silver last accounted for, from the metadata of
+    silver.batch_accounting's latest commit (written last in every batch)."""
+    return (storage.last_commit_metadata(spark, params, "silver", "batch_accounting") or {}).get("bronze")
+
+
 def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh: bool = False) -> list[dict]:
     """Apply the bronze publications silver has not accounted for yet; return this run's
     accounting rows (empty: nothing new, and no table changed).
@@ -475,9 +481,7 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
     state = storage.table_state(spark, params, "bronze", "e2e_raw")
     if state is None:
         return []
-    if not rebuild and (storage.last_commit_metadata(spark, params, "silver", "batch_accounting") or {}).get(
-        "bronze"
-    ) == state:
+    if not rebuild and _bronze_accounted(spark, params) == state:
         log_.info("silver: bronze unchanged (%s) since silver last accounted for it", state)
         return []
     bronze_id, bronze_version = state.rsplit("@", 1)[0], int(state.rsplit("@", 1)[1])
@@ -699,9 +703,8 @@ def nothing_to_do(params: Params) -> bool:
         return False
     if not all(storage.table_exists(None, params, "silver", key) for key in SILVER_OUTPUTS):
         return False
-    accounted = (storage.last_commit_metadata(None, params, "silver", "batch_accounting") or {}).get("bronze")
     bronze = storage.table_state(None, params, "bronze", "e2e_raw")
-    return accounted == bronze and gold_is_current(None, params)
+    return _bronze_accounted(None, params) == bronze and gold_is_current(None, params)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
