@@ -1,4 +1,6 @@
-"""Helpers of the engine parity and cluster tests (tests/test_parity.py, tests/test_cluster.py).
+"""Helpers of the engine parity tests (tests/test_parity.py) and of the tests that build reference
+warehouses on the duckdb engine in a process of their own (tests/test_faults.py,
+tests/test_declarative_pipeline.py).
 
 Importable (no engine, no pyspark: only delta-rs, pyarrow and PyYAML, so the test process's own
 engine never matters):

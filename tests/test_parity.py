@@ -1,8 +1,11 @@
 """Engine parity: the duckdb and spark engines build equal warehouses, and each one reads, appends
-to and merges a warehouse the other wrote.
+to and merges a warehouse the other wrote; the spark engine's runs use a standalone cluster.
 
 Every run is `nyc911 run --runner inline` in a process of its own engine (`engine_runs`: one
-process per engine runs its steps in order, so the spark engine starts one JVM for the module);
+process per engine runs its steps in order, so the spark engine starts one driver for the module).
+The spark engine's process is the driver of an application on a standalone Spark cluster (a master
+and one worker on 127.0.0.1, `spark_cluster`, NYC911_MASTER): its tables are built by the worker's
+executor, and the cluster's logs prove it (`test_the_spark_engine_ran_on_a_standalone_cluster`);
 the tables are read here with delta-rs, which neither engine uses to compute: the process running
 these tests never starts an engine. Every warehouse lands the same files under the same names, so
 batch ids are equal by construction and compared; paths, wall-clock times and run ids are not
@@ -40,6 +43,7 @@ from engine_runs import (
     table_version,
     wait_runs,
 )
+from spark_cluster import Cluster, ran_on, standalone_cluster
 
 from nyc911lib.sample import write_sample
 
@@ -65,6 +69,7 @@ class Built:
     first: dict[str, Path]
     both: Path
     cross: dict[tuple[str, str], Path]
+    cluster: Cluster | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[float]] = field(default_factory=dict)
 
@@ -72,7 +77,8 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Built:
     """Every warehouse of the module, built by one duckdb and one spark process running side by
-    side; a run that continues the other engine's warehouse waits for its mark."""
+    side (the spark one on a standalone cluster); a run that continues the other engine's
+    warehouse waits for its mark."""
     root = tmp_path_factory.mktemp("parity")
     sample = write_sample(root / "nyc911_sample.csv")
     out = Built(
@@ -115,8 +121,13 @@ def built(tmp_path_factory) -> Built:
                     "wait": [mark[first]],
                 }
             )
-    runs = [start_runs(e, _jsonable(steps[e]), root / f"logs-{e}") for e in ENGINES]
-    out.seconds = wait_runs(*runs)
+    with standalone_cluster(root / "cluster") as cluster:
+        runs = [
+            start_runs("duckdb", _jsonable(steps["duckdb"]), root / "logs-duckdb"),
+            start_runs("spark", _jsonable(steps["spark"]), root / "logs-spark", NYC911_MASTER=cluster.url),
+        ]
+        out.seconds = wait_runs(*runs)
+    out.cluster = cluster
     out.steps = {run.engine: step_seconds(run) for run in runs}
     print(f"\nparity runs: seconds per process {out.seconds}, per step {out.steps}")
     return out
@@ -275,3 +286,10 @@ def test_every_commit_records_its_engine_and_runner(built):
             seen = _engines_of(path)
             assert seen, f"{warehouse.name} {name}: no commit"
             assert all(e == engine and r == "inline" for _, e, r in seen), f"{warehouse.name} {name}: {seen}"
+
+
+def test_the_spark_engine_ran_on_a_standalone_cluster(built):
+    """The spark engine's process was one application of the standalone cluster: the worker's
+    executor ran its tasks and received the Delta jars from the driver (the tables it wrote are
+    the ones the tests above compare)."""
+    print(ran_on(built.cluster))

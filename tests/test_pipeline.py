@@ -53,6 +53,7 @@ def delta_log(wh, layer: str, key: str) -> DeltaTable:
     """A table's Delta log as delta-rs reads it, whichever engine wrote it (history, properties)."""
     return DeltaTable(storage.table_name(wh, layer, key))
 
+
 QUARANTINED = (
     SAMPLE_DEFECTS["negative_pickup"]
     + SAMPLE_DEFECTS["huge_pickup"]
@@ -260,24 +261,25 @@ def test_the_report_is_current_until_gold_scope_or_rules_change(spark, sample_ru
 
 
 @pytest.mark.spark  # the duckdb engine's reader has no split path (tests/test_csv_reader.py)
-def test_a_file_over_the_whole_file_limit_is_read_in_splits_into_the_same_bronze(spark, sample_run, tmp_path):
-    wh = sample_run[0]
+def test_a_file_over_the_whole_file_limit_is_read_in_splits_into_the_same_bronze(spark, params, tmp_path):
+    """The built-in sample ingested whole and, as a file over the limit, in line splits: the same
+    bronze rows and the same ingest log entry (bronze only: nothing after it reads files)."""
+    whole = params.with_warehouse(tmp_path / "whole")
     split = replace(
-        wh.with_warehouse(tmp_path / "warehouse"),
-        performance=replace(wh.performance, whole_file_max_mb=0.01),  # the 0.2 MB sample is "big"
+        params.with_warehouse(tmp_path / "split"),
+        performance=replace(params.performance, whole_file_max_mb=0.01),  # the 0.2 MB sample is "big"
     )
-    land_source(split, None)
-    (entry,) = ingest_bronze(spark, split)
-    (whole,) = sample_run[1].ingested
-    assert (entry["rows"], entry["source_sha256"], entry["bytes"]) == (
-        whole["rows"],
-        whole["source_sha256"],
-        whole["bytes"],
-    )
+    entries = {}
+    for wh in (whole, split):
+        land_source(wh, None)
+        (entries[wh.warehouse.name],) = ingest_bronze(spark, wh)
+    assert [(e["rows"], e["source_sha256"], e["bytes"]) for e in entries.values()] == 2 * [
+        (sample_row_count(), entries["whole"]["source_sha256"], entries["whole"]["bytes"])
+    ]
     lineage = ["_batch_id", "_ingested_at", "_source_file"]
     assert_same_rows(
         read_table(spark, split, "bronze", "e2e_raw").drop(*lineage),
-        read_table(spark, wh, "bronze", "e2e_raw").drop(*lineage),
+        read_table(spark, whole, "bronze", "e2e_raw").drop(*lineage),
     )
 
 
@@ -403,11 +405,7 @@ def test_a_date_range_recomputes_only_those_weeks_of_gold(spark, params, tmp_pat
         > before.where(in_range).where(F.col("sla_breached")).count()
     )
     monthly = read_table(spark, wh, "gold", "kpi_monthly_agency")
-    assert (
-        monthly.agg(F.sum("incidents")).first()[0]
-        == summary["total_incidents"]
-        == total_before
-    )
+    assert monthly.agg(F.sum("incidents")).first()[0] == summary["total_incidents"] == total_before
     assert (summary["first_week"], summary["last_week"]) == (dt.date(2023, 1, 2), dt.date(2024, 12, 23))
 
 
