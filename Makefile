@@ -86,11 +86,12 @@ lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
 
 # Two test processes at once: the whole suite on the default engine (one pytest worker per core,
-# tests grouped by module), and beside it the tests marked `spark` (parity, interop, cluster, what
-# only Spark does) or `both` (what must hold on both engines, e.g. every default quality rule) on
-# the Spark engine, whose time is mostly JVM and job latency rather than CPU; then nbval. (More
-# Spark workers, each with its own JVM, measured slower here: 23.4 min for 3 against 21.0 for 1.) The Spark
-# process's output goes to $(SPARK_TEST_LOG), printed when it ends. Any failure fails `make test`.
+# tests grouped by module), and beside it the tests marked `spark` (parity on a standalone cluster,
+# interop, what only Spark does) or `both` (what must hold on both engines, e.g. every default
+# quality rule) on the Spark engine in one JVM; then nbval. Both processes are CPU-bound (a Spark
+# pipeline run keeps the two cores busy), so more Spark workers, each with its own JVM, only
+# compete for them (measured: 23.4 min for 3 against 21.0 for 1). The Spark process's output goes
+# to $(SPARK_TEST_LOG), printed when it ends. Any failure fails `make test`.
 TEST_WORKERS ?= 2
 SPARK_TEST_WORKERS ?= 1
 SPARK_TEST_LOG := reports/tests/spark-engine.log
