@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nyc911lib.errors import ParamsError
+from nyc911lib.io.files import write_atomic
 
 log = logging.getLogger("nyc911")
 
@@ -246,11 +247,8 @@ def write_alert_files(payload: Mapping[str, Any], out_dir: Path) -> tuple[Path, 
     """
     json_text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     markdown = alerts_markdown(payload)
-    from nyc911lib.report import write_report  # noqa: PLC0415 - pandas and plotly: not on every command
-
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return write_report(out / ALERTS_JSON, json_text), write_report(out / ALERTS_MARKDOWN, markdown)
+    return write_atomic(out / ALERTS_JSON, json_text), write_atomic(out / ALERTS_MARKDOWN, markdown)
 
 
 # --- Webhook --------------------------------------------------------------------------------------

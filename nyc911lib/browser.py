@@ -26,6 +26,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from nyc911lib.errors import Nyc911Error
+from nyc911lib.io.files import write_atomic
 
 CHROMIUM_ENV = "NYC911_CHROMIUM"
 CHROMEDRIVER_ENV = "NYC911_CHROMEDRIVER"
@@ -182,22 +183,6 @@ def page_check(driver: WebDriver, html: Path, *, timeout_s: float = 30.0) -> Pag
     return PageCheck(url=url, charts=state[0], drawn=state[1], console_errors=errors, console=entries)
 
 
-def _write_atomic(target: Path, data: bytes) -> Path:
-    """Write bytes to `target` via a temp file in the same directory and os.replace."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
 def html_to_pdf(html: Path, pdf: Path, *, driver: WebDriver | None = None) -> Path:
     """Print `html` (after its charts drew) to an A4 landscape PDF with backgrounds, scaled so the
     page width fits; written atomically. Uses `driver` or a fresh offline one."""
@@ -224,7 +209,7 @@ def html_to_pdf(html: Path, pdf: Path, *, driver: WebDriver | None = None) -> Pa
     data = base64.b64decode(result["data"])
     if not data.startswith(b"%PDF-"):
         raise BrowserPageError(f"{html}: Chromium did not return a PDF")
-    return _write_atomic(Path(pdf), data)
+    return write_atomic(Path(pdf), data)
 
 
 def chart_pngs(
@@ -244,7 +229,7 @@ def chart_pngs(
     for i, url in enumerate(result["urls"]):
         if not str(url).startswith(prefix):
             raise BrowserPageError(f"{html}: chart {i} did not render as a PNG data URL")
-        paths.append(_write_atomic(Path(out_dir) / f"chart-{i}.png", base64.b64decode(url[len(prefix) :])))
+        paths.append(write_atomic(Path(out_dir) / f"chart-{i}.png", base64.b64decode(url[len(prefix) :])))
     return paths
 
 
@@ -257,4 +242,4 @@ def full_page_screenshot(html: Path, png: Path, *, driver: WebDriver | None = No
         result = d.execute_cdp_cmd(
             "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
         )
-    return _write_atomic(Path(png), base64.b64decode(result["data"]))
+    return write_atomic(Path(png), base64.b64decode(result["data"]))

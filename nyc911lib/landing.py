@@ -15,9 +15,7 @@ says the user wants exactly that.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from nyc911lib.config import Params
 from nyc911lib.errors import MixedSourcesError, ParamsError
 from nyc911lib.fetch import LANDED_PREFIX as FETCHED_PREFIX
 from nyc911lib.fetch import fetch_csv_export
+from nyc911lib.io.files import copy_atomic
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import bronze_column_names, check_required_columns
 
@@ -101,9 +100,7 @@ def holdings(landing_dir: Path, ingested_kinds: set[str] | frozenset[str] = froz
     return Holdings(frozenset(landed | set(ingested_kinds)))
 
 
-def check_new_publication(
-    held: Holdings, kind: str, where: str, *, allow_mixed: bool = False
-) -> None:
+def check_new_publication(held: Holdings, kind: str, where: str, *, allow_mixed: bool = False) -> None:
     """Refuse a publication of `kind` that would mix the sample with real data (unless allowed).
 
     Raised before anything is landed or written; the message names the flag that allows it.
@@ -165,22 +162,15 @@ def land_file(source: Path, landing_dir: Path, kind: str) -> tuple[Path, bool]:
     """Copy an export into the landing folder as `<stamp>__<kind>__<name>`, unless a file with the
     same content is already there. Returns (landed path, whether it is new).
 
-    The copy goes to a hidden `.part` file first (bronze ignores hidden files) and is then
-    renamed, so a partial copy never appears as a landed file.
+    The copy is atomic (`io.files.copy_atomic`: a hidden part file, then renamed), so a partial
+    copy never appears as a landed file.
     """
     sha = storage.file_sha256(source)
     landing_dir.mkdir(parents=True, exist_ok=True)
     for existing in sorted(landing_dir.glob(LANDED_GLOB)):
         if existing.stat().st_size == source.stat().st_size and storage.file_sha256(existing) == sha:
             return existing, False
-    target = landing_dir / f"{landed_stamp()}__{kind}__{source.name}"
-    part = landing_dir / f".{target.name}.part"
-    try:
-        shutil.copyfile(source, part)
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
-    return target, True
+    return copy_atomic(source, landing_dir / f"{landed_stamp()}__{kind}__{source.name}"), True
 
 
 @dataclass(frozen=True)

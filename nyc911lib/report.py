@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import math
 import os
-import tempfile
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from nyc911lib.io.files import write_atomic
 from nyc911lib.report_sections import (
     MAX_NAME_CHARS,
     SECTION_CSS,
@@ -307,7 +307,9 @@ def _detail_sections(
             "A week x agency x incident-type row breaches a rule when its metric exceeds the rule's "
             "threshold (seconds); the rate is the share of incidents in breaching rows, % of incidents. "
             "Alerts list the latest week's breaches with the first week of their unbroken streak.",
-            sla_rules_html(details.sla_rules) + CHART_SLOT + "<h3>Alerts in the latest week</h3>"
+            sla_rules_html(details.sla_rules)
+            + CHART_SLOT
+            + "<h3>Alerts in the latest week</h3>"
             + sla_alerts_html(details.sla_alerts, key_of),
         ),
         _section(
@@ -383,7 +385,7 @@ def render_report_html(
     )
     no_data = "" if len(tiles) > 1 else '<p class="note">No data: the monthly table is empty.</p>'
     figures = monthly_figures(monthly)
-    for (_, chart_title, _, definition) in CHARTS:
+    for _, chart_title, _, definition in CHARTS:
         parts.append(_section(chart_title, definition, no_data + CHART_SLOT))
     if details is not None:
         sections, detail_figures = _detail_sections(details, agencies, meta["last_week"])
@@ -406,16 +408,5 @@ def render_report_html(
 
 
 def write_report(path: str | os.PathLike[str], html: str) -> Path:
-    """Write `html` to `path` atomically (temp file in the same directory, then os.replace)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write `html` (or any report text) to `path` whole or not at all."""
+    return write_atomic(path, html)

@@ -31,11 +31,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-import os
 import random
-import tempfile
 from pathlib import Path
 
+from nyc911lib.io.files import atomic_file
 from nyc911lib.schema import SOURCE_HEADERS
 
 DEFAULT_WEEKS = 104
@@ -325,16 +324,9 @@ def write_sample(
 ) -> Path:
     """Write header + sample rows as UTF-8 CSV (minimal quoting, ``\\n`` line ends), atomically."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     rows = generate_sample_rows(weeks=weeks, start=start, seed=seed)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-            writer.writerow(SOURCE_HEADERS)
-            writer.writerows(rows)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        writer.writerow(SOURCE_HEADERS)
+        writer.writerows(rows)
     return target

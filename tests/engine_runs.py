@@ -45,6 +45,8 @@ import yaml
 from deltalake import DeltaTable
 from deltalake.schema import ArrayType, MapType, PrimitiveType, StructType
 
+from nyc911lib.io.files import copy_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "params" / "default.yaml"
 
@@ -77,15 +79,9 @@ EXAMPLES = 3
 
 
 def land_as(source: Path, warehouse: Path, name: str) -> Path:
-    """Copy `source` into `warehouse`/landing as `name` (hidden `.part` first, then renamed, as
-    the library lands a file). `name` is `<UTC stamp>__<kind>__<file>`, e.g.
-    `20260105T000000000000Z__file__export.csv`."""
-    landing = warehouse / "landing"
-    landing.mkdir(parents=True, exist_ok=True)
-    part = landing / f".{name}.part"
-    shutil.copyfile(source, part)
-    os.replace(part, landing / name)
-    return landing / name
+    """Copy `source` into `warehouse`/landing as `name`, atomically as the library lands a file.
+    `name` is `<UTC stamp>__<kind>__<file>`, e.g. `20260105T000000000000Z__file__export.csv`."""
+    return copy_atomic(source, warehouse / "landing" / name)
 
 
 # --- Runs in a subprocess per engine ----------------------------------------------------------
