@@ -48,6 +48,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "Params",
         "QualityRule",
         "SlaRule",
+        "FetchConfig",
     ),
     "nyc911lib.data_quality": (
         "data_quality_batches",
@@ -77,7 +78,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "nyc911lib.fetch": (
         "fetch_api",
         "fetch_csv_export",
-        "FetchConfig",
         "FetchError",
     ),
     "nyc911lib.gold": (
@@ -96,12 +96,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "build_gold",
         "build_silver",
         "evaluate_bronze",
-        "gold_tables",
         "ingest_bronze",
         "new_run_id",
         "run_layers",
         "RunOutcome",
-        "silver_tables",
     ),
     "nyc911lib.quality": (
         "quarantine_rows",
@@ -183,7 +181,6 @@ __all__ = [
     "evaluate_bronze",
     "fetch_api",
     "fetch_csv_export",
-    "gold_tables",
     "incident_weighted_mean",
     "ingest_bronze",
     "kpi_agency_weekly",
@@ -221,7 +218,6 @@ __all__ = [
     "run_layers",
     "sanitize_column_name",
     "session",
-    "silver_tables",
     "sla_alerts",
     "sla_breach_flag",
     "sla_breach_weekly",

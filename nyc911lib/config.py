@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ import yaml
 
 from nyc911lib.engine import DEFAULT_ENGINE, ENGINES
 from nyc911lib.errors import ParamsError
-from nyc911lib.fetch import FetchConfig
 
 LAYERS = ("bronze", "silver", "gold")
 QUALITY_ACTIONS = ("warn", "drop", "fail")
@@ -88,6 +88,43 @@ class PerformanceSettings:
 ANOMALY_SETTINGS = ("metrics", "threshold", "min_baseline_weeks", "min_incidents")
 
 
+_DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Where to download from and how patiently.
+
+    `retries` is the number of repeats after the first attempt; the wait before repeat n (0-based)
+    is ``backoff_s * 2**n``, or the server's ``Retry-After``, never more than `backoff_cap_s`.
+    `timeout_s` bounds each connect and each read (a server silent that long fails the attempt).
+    The app token is read from the environment variable named by `app_token_env`, never stored here.
+    """
+
+    base_url: str = "https://data.cityofnewyork.us"
+    dataset_id: str = "t7p9-n9dy"
+    timeout_s: float = 30.0
+    retries: int = 5
+    backoff_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    page_size: int = 50_000
+    app_token_env: str = "NYC911_APP_TOKEN"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "base_url must start with http:// or https://": self.base_url.startswith(("http://", "https://")),
+            "dataset_id must look like 'abcd-1234'": bool(_DATASET_ID.match(self.dataset_id)),
+            "timeout_s must be > 0": self.timeout_s > 0,
+            "retries must be >= 0": self.retries >= 0,
+            "backoff_s must be >= 0": self.backoff_s >= 0,
+            "backoff_cap_s must be >= 0": self.backoff_cap_s >= 0,
+            "page_size must be >= 1": self.page_size >= 1,
+        }
+        problems = [problem for problem, ok in checks.items() if not ok]
+        if problems:
+            raise ParamsError("fetch config: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class Params:
     """Everything a run needs to know, resolved from one params file."""
@@ -126,6 +163,7 @@ class Params:
                 f"params: environment '{self.environment}' sets neither landing_dir nor warehouse"
             )
         return self.warehouse / "landing"
+
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():

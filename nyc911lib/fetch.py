@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -40,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from nyc911lib.errors import MissingColumnsError, ParamsError, SourceError
+from nyc911lib.config import FetchConfig
+from nyc911lib.errors import MissingColumnsError, SourceError
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, bronze_column_names, check_required_columns
 
 log = logging.getLogger("nyc911")
@@ -56,7 +56,6 @@ API_ORDER = "week_start_date,agency,final_incident_type,:id"
 _CHUNK = 64 * 1024
 _PEEK = 64 * 1024
 _DETAIL_CHARS = 200
-_DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 _URL_SAFE = "$,:*()'"
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _USER_AGENT = "nyc911lib-fetch/0.1 (Python urllib)"
@@ -72,40 +71,6 @@ class _RetryableError(Exception):
     def __init__(self, problem: str, retry_after: float | None = None) -> None:
         super().__init__(problem)
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """Where to download from and how patiently.
-
-    `retries` is the number of repeats after the first attempt; the wait before repeat n (0-based)
-    is ``backoff_s * 2**n``, or the server's ``Retry-After``, never more than `backoff_cap_s`.
-    `timeout_s` bounds each connect and each read (a server silent that long fails the attempt).
-    The app token is read from the environment variable named by `app_token_env`, never stored here.
-    """
-
-    base_url: str = "https://data.cityofnewyork.us"
-    dataset_id: str = "t7p9-n9dy"
-    timeout_s: float = 30.0
-    retries: int = 5
-    backoff_s: float = 1.0
-    backoff_cap_s: float = 60.0
-    page_size: int = 50_000
-    app_token_env: str = "NYC911_APP_TOKEN"
-
-    def __post_init__(self) -> None:
-        checks = {
-            "base_url must start with http:// or https://": self.base_url.startswith(("http://", "https://")),
-            "dataset_id must look like 'abcd-1234'": bool(_DATASET_ID.match(self.dataset_id)),
-            "timeout_s must be > 0": self.timeout_s > 0,
-            "retries must be >= 0": self.retries >= 0,
-            "backoff_s must be >= 0": self.backoff_s >= 0,
-            "backoff_cap_s must be >= 0": self.backoff_cap_s >= 0,
-            "page_size must be >= 1": self.page_size >= 1,
-        }
-        problems = [problem for problem, ok in checks.items() if not ok]
-        if problems:
-            raise ParamsError("fetch config: " + "; ".join(problems))
 
 
 # --- URLs and names -------------------------------------------------------------------------------

@@ -44,10 +44,7 @@ from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
 from nyc911lib.silver import (
     _EVALUATION_COLUMNS,
     VALUE_COLUMNS,
-    latest_per_key,
     restatement_outcomes,
-    silver_rows,
-    superseded_rows,
     typed_e2e,
 )
 from nyc911lib.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
@@ -224,17 +221,6 @@ def zorder_gold(spark: SparkSession, params: Params, bronze_bytes: int, metadata
     return done
 
 
-@dataclass(frozen=True)
-class SilverTables:
-    """The frames one silver build produces (not yet written)."""
-
-    silver: DataFrame
-    quarantine: DataFrame
-    superseded: DataFrame
-    metrics: DataFrame
-    accounting: DataFrame
-
-
 def evaluate_bronze(params: Params) -> Callable[[DataFrame], DataFrame]:
     """Bronze rows -> typed rows with every quality rule evaluated (nothing removed yet)."""
 
@@ -244,42 +230,6 @@ def evaluate_bronze(params: Params) -> Callable[[DataFrame], DataFrame]:
         ).transform(with_quality_results(params.quality_rules))
 
     return transform
-
-
-def silver_tables(evaluated: DataFrame, params: Params) -> SilverTables:
-    """Evaluated bronze -> every silver output: rows, quarantine, dedupe losers, metrics, accounting.
-
-    Every evaluated row ends in exactly one of silver, quarantine or superseded.
-    """
-    ranked = latest_per_key(evaluated.where(~is_quarantined(evaluated)))
-    outcome = ranked.select(
-        "_batch_id", F.when(F.col("_rank") == 1, "silver").otherwise("superseded").alias("outcome")
-    ).unionByName(
-        evaluated.where(is_quarantined(evaluated)).select("_batch_id", F.lit("quarantine").alias("outcome"))
-    )
-    accounting = (
-        outcome.groupBy(F.col("_batch_id").alias("batch_id"))
-        .agg(
-            *[
-                F.count(F.when(F.col("outcome") == o, 1)).alias(o)
-                for o in ("silver", "quarantine", "superseded")
-            ]
-        )
-        .select(
-            "batch_id",
-            (F.col("silver") + F.col("quarantine") + F.col("superseded")).alias("rows_bronze"),
-            F.col("silver").alias("rows_silver"),
-            F.col("quarantine").alias("rows_quarantined"),
-            F.col("superseded").alias("rows_superseded"),
-        )
-    )
-    return SilverTables(
-        silver=silver_rows(ranked),
-        quarantine=quarantine_rows(evaluated),
-        superseded=superseded_rows(ranked),
-        metrics=evaluated.transform(rule_metrics(params.quality_rules)),
-        accounting=accounting,
-    )
 
 
 SILVER_OUTPUTS = ("e2e_weekly", "quarantine", "superseded", "dq_metrics", "batch_accounting")
@@ -471,8 +421,10 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
     present = {key: storage.table_exists(spark, params, "silver", key) for key in SILVER_OUTPUTS}
     # The accounting is written last: once it exists, every silver table does. A table missing
     # beside it (removed by hand) means silver no longer describes bronze: rebuild it.
-    rebuild = full_refresh or _legacy_checkpoint(params, "silver") or (
-        present["batch_accounting"] and not all(present.values())
+    rebuild = (
+        full_refresh
+        or _legacy_checkpoint(params, "silver")
+        or (present["batch_accounting"] and not all(present.values()))
     )
     if rebuild:
         for key in SILVER_OUTPUTS:
@@ -502,27 +454,6 @@ def build_silver(spark: SparkSession, params: Params, run_id: str, full_refresh:
             accounting += _silver_batch(spark, params, rows, txn=txn, run_id=run_id, metadata=metadata)
         if target >= bronze_version:
             return accounting
-
-
-@dataclass(frozen=True)
-class GoldTables:
-    """The gold frames of one scope (not yet written)."""
-
-    kpi_weekly: DataFrame
-    kpi_monthly_agency: DataFrame
-    kpi_summary: DataFrame
-
-
-def gold_tables(
-    silver: DataFrame, params: Params, date_from: dt.date | None = None, date_to: dt.date | None = None
-) -> GoldTables:
-    """Silver -> the gold KPI tables for the weeks in [date_from, date_to]."""
-    weekly = silver.transform(within_weeks(date_from, date_to)).transform(kpi_weekly(params.sla_rules))
-    return GoldTables(
-        kpi_weekly=weekly,
-        kpi_monthly_agency=kpi_monthly_agency(weekly),
-        kpi_summary=weekly.transform(kpi_summary(date_from, date_to)),
-    )
 
 
 def gold_views(spark: SparkSession, params: Params, weekly: DataFrame) -> dict[str, DataFrame]:
