@@ -30,17 +30,17 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nyc911lib.errors import ParamsError
 from nyc911lib.io.files import write_atomic
+from nyc911lib.io.http import Sleep, TransientError, retry_after_seconds, with_retries
 
 log = logging.getLogger("nyc911")
 
-Sleep = Callable[[float], None]
 
 SCHEMA = "nyc911.sla_alerts/v1"
 ALERTS_JSON = "sla_alerts.json"
@@ -264,21 +264,13 @@ class WebhookResult:
     error: str | None = None
 
 
-class _AttemptError(Exception):
-    """One failed attempt: `retryable` when repeating the same request may succeed."""
+class _RefusedError(Exception):
+    """An answer that repeating the request would not change (4xx but 429, a redirect, a refused
+    TLS certificate)."""
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        status: int | None = None,
-        retryable: bool = True,
-        retry_after: float | None = None,
-    ) -> None:
+    def __init__(self, problem: str, *, status: int | None = None) -> None:
         super().__init__(problem)
         self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -300,9 +292,10 @@ def post_webhook(
     """POST `payload` as UTF-8 JSON to `url`; never raises for network problems.
 
     `retries` is the number of repeats after the first attempt. Repeated: 5xx, 429, connection errors
-    and timeouts; the wait before repeat n (0-based) is ``backoff_s * 2**n`` or a numeric
-    ``Retry-After``, at most `MAX_WAIT_S`. Other answers (4xx, redirects) end at once. A userinfo in
-    the URL is sent as Basic auth. Raises ValueError for a URL that is not http(s) or bad settings.
+    and timeouts; the wait before repeat n (0-based) is ``backoff_s * 2**n`` or the server's
+    ``Retry-After`` (seconds or an HTTP date), at most `MAX_WAIT_S` (`io.http.with_retries`).
+    Other answers (4xx, redirects) end at once. A userinfo in the URL is sent as Basic auth.
+    Raises ValueError for a URL that is not http(s) or bad settings.
     """
     target, authorization = _webhook_target(url)
     _check_settings(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
@@ -313,31 +306,26 @@ def post_webhook(
         headers["Authorization"] = authorization
     request = urllib.request.Request(target, data=body, headers=headers, method="POST")
     opener = urllib.request.build_opener(_NoRedirect)
-    failure, attempts = _AttemptError("not attempted"), 0
-    while attempts <= retries:
+    attempts = 0
+
+    def attempt() -> int:
+        nonlocal attempts
         attempts += 1
-        try:
-            status = _post_once(opener, request, timeout_s)
-        except _AttemptError as exc:
-            failure = exc
-        else:
-            noun = _plural(attempts, "attempt")
-            log.info("webhook %s delivered (HTTP %d, %d %s)", shown, status, attempts, noun)
-            return WebhookResult(delivered=True, status=status, attempts=attempts)
-        if not failure.retryable or attempts > retries:
-            break
-        delay = retry_delay(backoff_s, attempts - 1, failure.retry_after)
-        log.info("webhook %s: %s; retry %d of %d in %.2f s", shown, failure, attempts, retries, delay)
-        sleep(delay)
-    noun = _plural(attempts, "attempt")
-    log.warning("webhook %s not delivered after %d %s: %s", shown, attempts, noun, failure)
-    return WebhookResult(delivered=False, status=failure.status, attempts=attempts, error=str(failure))
+        return _post_once(opener, request, timeout_s)
 
+    def logged(failure: TransientError, repeat: int, delay: float) -> None:
+        log.info("webhook %s: %s; retry %d of %d in %.2f s", shown, failure, repeat, retries, delay)
 
-def retry_delay(backoff_s: float, attempt: int, retry_after: float | None = None) -> float:
-    """The wait before repeating attempt `attempt` (0-based): Retry-After or exponential, capped."""
-    wait = retry_after if retry_after is not None else backoff_s * 2.0 ** min(attempt, 60)
-    return min(wait, MAX_WAIT_S)
+    try:
+        status = with_retries(
+            attempt, retries=retries, backoff_s=backoff_s, cap_s=MAX_WAIT_S, sleep=sleep, on_retry=logged
+        )
+    except (TransientError, _RefusedError) as failure:
+        noun = _plural(attempts, "attempt")
+        log.warning("webhook %s not delivered after %d %s: %s", shown, attempts, noun, failure)
+        return WebhookResult(delivered=False, status=failure.status, attempts=attempts, error=str(failure))
+    log.info("webhook %s delivered (HTTP %d, %d %s)", shown, status, attempts, _plural(attempts, "attempt"))
+    return WebhookResult(delivered=True, status=status, attempts=attempts)
 
 
 def log_safe_url(url: str) -> str:
@@ -388,7 +376,7 @@ def _check_settings(*, retries: int, backoff_s: float, timeout_s: float) -> None
 def _post_once(
     opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout_s: float
 ) -> int:
-    """Send the request once; return the 2xx status, or raise _AttemptError."""
+    """Send the request once; return the 2xx status, or raise TransientError or _RefusedError."""
     try:
         with opener.open(request, timeout=timeout_s) as response:
             return int(response.status)
@@ -402,39 +390,30 @@ def _post_once(
         raise _transport_failure(exc, timeout_s) from None
 
 
-def _status_failure(code: int, retry_after: str | None) -> _AttemptError:
-    """A non-2xx answer: 5xx and 429 are retryable (with the server's Retry-After), others not."""
+def _status_failure(code: int, retry_after: str | None) -> Exception:
+    """A non-2xx answer: 5xx and 429 are transient (with the server's Retry-After), others not."""
     try:
         problem = f"HTTP {code} {http.HTTPStatus(code).phrase}"
     except ValueError:
         problem = f"HTTP {code}"
-    retryable = code == http.HTTPStatus.TOO_MANY_REQUESTS or code >= http.HTTPStatus.INTERNAL_SERVER_ERROR
-    seconds = _retry_after(retry_after) if retryable else None
-    return _AttemptError(problem, status=code, retryable=retryable, retry_after=seconds)
+    if code == http.HTTPStatus.TOO_MANY_REQUESTS or code >= http.HTTPStatus.INTERNAL_SERVER_ERROR:
+        return TransientError(problem, status=code, retry_after=retry_after_seconds(retry_after))
+    return _RefusedError(problem, status=code)
 
 
-def _transport_failure(reason: object, timeout_s: float) -> _AttemptError:
-    """A failure below HTTP, named briefly; all retryable except a refused TLS certificate."""
+def _transport_failure(reason: object, timeout_s: float) -> Exception:
+    """A failure below HTTP, named briefly; all transient except a refused TLS certificate."""
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-        return _AttemptError(f"timed out after {timeout_s:g} s")
+        return TransientError(f"timed out after {timeout_s:g} s")
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return _AttemptError("TLS certificate verification failed", retryable=False)
+        return _RefusedError("TLS certificate verification failed")
     if isinstance(reason, ConnectionRefusedError):
-        return _AttemptError("connection refused")
+        return TransientError("connection refused")
     if isinstance(reason, http.client.RemoteDisconnected):
-        return _AttemptError("connection closed without a response")
+        return TransientError("connection closed without a response")
     if isinstance(reason, ConnectionResetError):
-        return _AttemptError("connection reset")
-    return _AttemptError(f"connection failed: {reason}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a numeric `Retry-After`; None when absent, an HTTP date, negative or not finite."""
-    try:
-        seconds = float((value or "").strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+        return TransientError("connection reset")
+    return TransientError(f"connection failed: {reason}")
 
 
 # --- Configuration --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Content-Length). Only then is it published, atomically and without ever replacin
 ``nyc911_e2e_<UTC yyyymmddTHHMMSSZ>.csv``. A failure raises FetchError naming the URL and the
 problem and leaves nothing in the landing folder.
 
-Transient failures (HTTP 429/500/502/503/504, connection errors, timeouts, a body that stops early)
+TransientError failures (HTTP 429/500/502/503/504, connection errors, timeouts, a body that stops early)
 are retried with exponential backoff, honouring ``Retry-After``; other 4xx answers and content
 problems fail at once. The optional app token is read from an environment variable and sent only as
 the ``X-App-Token`` header (not forwarded on redirects): never in a URL, a log line, a message or
@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import email.utils
 import http.client
 import io
 import itertools
 import json
 import logging
-import math
 import os
 import time
 import urllib.error
@@ -41,11 +39,11 @@ from typing import IO, Any, TypeVar
 
 from nyc911lib.config import FetchConfig
 from nyc911lib.errors import MissingColumnsError, SourceError
+from nyc911lib.io.http import Sleep, TransientError, retry_after_seconds, with_retries
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, bronze_column_names, check_required_columns
 
 log = logging.getLogger("nyc911")
 
-Sleep = Callable[[float], None]
 Record = dict[str, Any]
 T = TypeVar("T")
 
@@ -63,14 +61,6 @@ _USER_AGENT = "nyc911lib-fetch/0.1 (Python urllib)"
 
 class FetchError(SourceError):
     """A download failed or its content was refused; nothing was landed."""
-
-
-class _RetryableError(Exception):
-    """A transient failure: the same request may succeed when repeated."""
-
-    def __init__(self, problem: str, retry_after: float | None = None) -> None:
-        super().__init__(problem)
-        self.retry_after = retry_after
 
 
 # --- URLs and names -------------------------------------------------------------------------------
@@ -129,7 +119,7 @@ def _client(config: FetchConfig, sleep: Sleep) -> _Client:
 
 
 def _open(client: _Client, url: str) -> http.client.HTTPResponse:
-    """Send one GET; transient failures raise _RetryableError, other HTTP errors FetchError."""
+    """Send one GET; transient failures raise TransientError, other HTTP errors FetchError."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if client.token:
         # Unredirected: urllib does not copy it to a redirect target (which may be another host).
@@ -150,7 +140,7 @@ def _open(client: _Client, url: str) -> http.client.HTTPResponse:
 def _status_error(client: _Client, url: str, exc: urllib.error.HTTPError) -> Exception:
     status = f"HTTP {exc.code} {exc.reason}".strip()
     if exc.code in RETRY_STATUSES:
-        return _RetryableError(status, _retry_after(exc.headers.get("Retry-After")))
+        return TransientError(status, retry_after=retry_after_seconds(exc.headers.get("Retry-After")))
     detail = _error_detail(client, exc)
     return FetchError(f"GET {url} failed: {status}" + (f" ({detail})" if detail else ""))
 
@@ -174,64 +164,46 @@ def _error_detail(client: _Client, exc: urllib.error.HTTPError) -> str:
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
 
 
-def _transport_error(config: FetchConfig, reason: object) -> _RetryableError:
+def _transport_error(config: FetchConfig, reason: object) -> TransientError:
     if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-        return _RetryableError(f"timed out after {config.timeout_s:g} s")
-    return _RetryableError(f"connection failed: {reason}")
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def retry_delay(config: FetchConfig, attempt: int, retry_after: float | None = None) -> float:
-    """The wait before repeating attempt `attempt` (0-based): Retry-After or exponential, capped."""
-    wait = retry_after if retry_after is not None else config.backoff_s * 2.0 ** min(attempt, 60)
-    return min(wait, config.backoff_cap_s)
+        return TransientError(f"timed out after {config.timeout_s:g} s")
+    return TransientError(f"connection failed: {reason}")
 
 
 def _retrying(client: _Client, url: str, attempt: Callable[[], T]) -> T:
-    """Run `attempt` until it succeeds, repeating it after transient failures (with backoff)."""
-    attempts = client.config.retries + 1
-    problem, retry_after = "", None
-    for n in range(attempts):
-        try:
-            return attempt()
-        except _RetryableError as exc:
-            problem, retry_after = str(exc), exc.retry_after
-        if n + 1 < attempts:
-            delay = retry_delay(client.config, n, retry_after)
-            log.warning(
-                "fetch: GET %s: %s; retry %d of %d in %.2f s", url, problem, n + 1, attempts - 1, delay
-            )
-            client.sleep(delay)
-    noun = "attempt" if attempts == 1 else "attempts"
-    raise FetchError(f"GET {url} failed after {attempts} {noun}: {problem}")
+    """Run `attempt` until it succeeds, repeating it after transient failures (`io.http`)."""
+    config = client.config
+
+    def logged(failure: TransientError, repeat: int, delay: float) -> None:
+        log.warning(
+            "fetch: GET %s: %s; retry %d of %d in %.2f s", url, failure, repeat, config.retries, delay
+        )
+
+    try:
+        return with_retries(
+            attempt,
+            retries=config.retries,
+            backoff_s=config.backoff_s,
+            cap_s=config.backoff_cap_s,
+            sleep=client.sleep,
+            on_retry=logged,
+        )
+    except TransientError as failure:
+        attempts = config.retries + 1
+        noun = "attempt" if attempts == 1 else "attempts"
+        raise FetchError(f"GET {url} failed after {attempts} {noun}: {failure}") from None
 
 
 def _read_body(config: FetchConfig, response: http.client.HTTPResponse, sink: IO[bytes]) -> int:
-    """Copy the body to `sink`; a stall, a lost connection or a short body raise _RetryableError."""
+    """Copy the body to `sink`; a stall, a lost connection or a short body raise TransientError."""
     size = 0
     while True:
         try:
             chunk = response.read(_CHUNK)
         except TimeoutError:
-            raise _RetryableError(f"timed out after {config.timeout_s:g} s while reading the body") from None
+            raise TransientError(f"timed out after {config.timeout_s:g} s while reading the body") from None
         except (OSError, http.client.HTTPException) as exc:
-            raise _RetryableError(
+            raise TransientError(
                 f"connection lost while reading the body ({type(exc).__name__}: {exc})"
             ) from None
         if not chunk:
@@ -240,7 +212,7 @@ def _read_body(config: FetchConfig, response: http.client.HTTPResponse, sink: IO
         size += len(chunk)
     declared = _content_length(response)
     if declared is not None and size != declared:
-        raise _RetryableError(f"the body ended after {size} of {declared} bytes (Content-Length)")
+        raise TransientError(f"the body ended after {size} of {declared} bytes (Content-Length)")
     return size
 
 
@@ -262,7 +234,7 @@ def _check_csv(path: Path, source: str) -> int:
 
     Refuses (FetchError) an empty body, an HTML page, missing required columns, a row whose field
     count differs from the header's, a header without rows; a body that does not end with a newline
-    was cut off mid-row (_RetryableError).
+    was cut off mid-row (TransientError).
     """
     with path.open("rb") as fh:
         head = fh.read(_PEEK).removeprefix(b"\xef\xbb\xbf").lstrip()
@@ -275,7 +247,7 @@ def _check_csv(path: Path, source: str) -> int:
     if head.startswith(b"<"):
         raise FetchError(f"{source}: the response is an HTML/XML page, not a CSV export")
     if last != b"\n":
-        raise _RetryableError("the body is cut off mid-row (it does not end with a newline)")
+        raise TransientError("the body is cut off mid-row (it does not end with a newline)")
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             return _check_rows(csv.reader(fh, strict=True), source)
@@ -444,7 +416,7 @@ def fetch_api(
         _write_records(part, header, records)
         try:
             rows = _check_csv(part, f"GET {resource}")
-        except _RetryableError as exc:  # cannot happen for a file written here; keep the contract anyway
+        except TransientError as exc:  # cannot happen for a file written here; keep the contract anyway
             raise FetchError(f"GET {resource}: {exc}") from None
         landed = _land(part, landing, name)
     log.info("fetch: landed %s (%d rows from the API)", landed, rows)
@@ -512,7 +484,7 @@ def _get_json_page(client: _Client, url: str) -> tuple[list[Record], list[str]]:
         page = json.loads(data)
     except ValueError as exc:
         where = f": {exc.msg} at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _RetryableError(f"the body is not valid JSON (cut off?){where}") from None
+        raise TransientError(f"the body is not valid JSON (cut off?){where}") from None
     return _check_page(client, url, page), fields
 
 

@@ -30,7 +30,6 @@ from nyc911lib.alerts import (
     alerts_payload,
     log_safe_url,
     post_webhook,
-    retry_delay,
     webhook_url_from,
     write_alert_files,
 )
@@ -546,15 +545,16 @@ def test_webhook_retries_server_errors_with_exponential_backoff(receiver, caplog
         (429, "0", 0.0),
         (429, "1.5", 1.5),
         (429, "3600", MAX_WAIT_S),  # capped
-        (429, "Wed, 21 Oct 2015 07:28:00 GMT", 1.0),  # not numeric: the backoff
-        (429, "-5", 1.0),
+        (429, "Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # an HTTP date already passed: at once
+        (429, "Fri, 31 Dec 9999 23:59:59 GMT", MAX_WAIT_S),  # a date far ahead: capped
+        (429, "-5", 1.0),  # not valid: the backoff
         (429, "nan", 1.0),
         (429, "inf", 1.0),
         (429, "soon", 1.0),
         (503, "4", 4.0),
     ],
 )
-def test_webhook_honours_a_numeric_retry_after(receiver, status, retry_after, expected_wait):
+def test_webhook_honours_retry_after_seconds_or_http_date(receiver, status, retry_after, expected_wait):
     receiver.plan(Planned(status, (("Retry-After", retry_after),)), 200)
     waits = Waits()
 
@@ -724,23 +724,6 @@ def test_webhook_refuses_bad_settings(receiver, settings, message):
 
     assert str(err.value) == message
     assert receiver.received == []
-
-
-@pytest.mark.parametrize(
-    ("attempt", "retry_after", "expected"),
-    [
-        (0, None, 1.0),
-        (1, None, 2.0),
-        (2, None, 4.0),
-        (6, None, MAX_WAIT_S),
-        (10_000, None, MAX_WAIT_S),
-        (3, 5.0, 5.0),
-        (0, 600.0, MAX_WAIT_S),
-        (0, 0.0, 0.0),
-    ],
-)
-def test_retry_delay(attempt, retry_after, expected):
-    assert retry_delay(1.0, attempt, retry_after) == expected
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,6 @@ from nyc911lib.fetch import (
     fetch_api,
     fetch_csv_export,
     landed_name,
-    retry_delay,
 )
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, sanitize_column_name
 from nyc911lib.storage import read_source_header
@@ -427,14 +426,6 @@ def test_config_checks_its_values_and_builds_the_urls():
         "fetch config: base_url must start with http:// or https://; "
         "dataset_id must look like 'abcd-1234'; page_size must be >= 1"
     )
-
-
-@pytest.mark.parametrize(
-    ("attempt", "retry_after", "wait"),
-    [(0, None, 1.0), (3, None, 8.0), (10, None, 60.0), (0, 2.5, 2.5), (4, 0.0, 0.0), (0, 600.0, 60.0)],
-)
-def test_retry_delay_is_exponential_or_retry_after_and_capped(attempt, retry_after, wait):
-    assert retry_delay(FetchConfig(), attempt, retry_after) == wait
 
 
 # --- SODA API: success -----------------------------------------------------------------------------
