@@ -91,7 +91,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "within_weeks",
     ),
     "nyc911lib.landing": ("Landed", "land_source", "plan_landing", "resolve_source"),
-    "nyc911lib.notebook": ("notebook_args",),
+    "nyc911lib.notebook": ("notebook_args", "notebook_setup"),
     "nyc911lib.pipeline": (
         "build_gold",
         "build_silver",
@@ -198,6 +198,7 @@ __all__ = [
     "monthly_figures",
     "new_run_id",
     "notebook_args",
+    "notebook_setup",
     "parse_csv_lines",
     "parse_date",
     "parse_flag",
