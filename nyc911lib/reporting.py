@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from nyc911lib import engine, storage
 from nyc911lib.config import Params
 from nyc911lib.errors import ParamsError
-from nyc911lib.gold import incident_weighted_mean
+from nyc911lib.gold import kpi_summary
 from nyc911lib.report import render_report_html, report_summary_json, write_report
 from nyc911lib.report_sections import ReportDetails
 from nyc911lib.sla import sla_rules_table
@@ -73,22 +73,6 @@ def check_sla_rules(spark: SparkSession, params: Params) -> None:
         )
 
 
-def _scope_summary(monthly: DataFrame) -> DataFrame:
-    """The kpi_summary row of a narrowed scope, from its agency-months (incident-weighted)."""
-    return monthly.agg(
-        F.lit(None).cast("date").alias("scope_from"),
-        F.lit(None).cast("date").alias("scope_to"),
-        F.min("month").alias("first_week"),
-        F.max("month").alias("last_week"),
-        F.coalesce(F.sum("incidents"), F.lit(0)).cast("long").alias("total_incidents"),
-        F.sum("rows").alias("rows"),
-        F.countDistinct("agency").alias("agencies"),
-        incident_weighted_mean("avg_call_to_first_pickup_s").alias("avg_call_to_first_pickup_s"),
-        incident_weighted_mean("sla_breach_rate_pct").alias("sla_breach_incidents_pct"),
-        F.lit(None).cast("double").alias("sla_breach_rows_pct"),
-    )
-
-
 def read_report_gold(
     spark: SparkSession, params: Params, scope: ReportScope, generated_at: dt.datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, ReportDetails]:
@@ -100,14 +84,9 @@ def read_report_gold(
     weekly_scope = scope.weeks() & scope.of_agencies()
     monthly = gold("kpi_monthly_agency").where(scope.weeks("month") & scope.of_agencies())
     summary = gold("kpi_summary")
-    if scope.narrowed:
-        kinds = summary.select("source_kinds")
-        weeks = (
-            gold("kpi_weekly")
-            .where(weekly_scope)
-            .agg(F.min("week_start_date").alias("first_week"), F.max("week_start_date").alias("last_week"))
-        )
-        summary = _scope_summary(monthly).drop("first_week", "last_week").crossJoin(weeks).crossJoin(kinds)
+    if scope.narrowed:  # gold's own summary function over gold's weeks of the scope: no math here
+        scoped = kpi_summary(scope.date_from, scope.date_to)
+        summary = gold("kpi_weekly").where(weekly_scope).transform(scoped)
     summary_pdf = engine.to_pandas(summary)
     latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
     shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_once
+from conftest import REPO, assert_same_summary, run_once
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -217,6 +217,28 @@ def test_report_scope_limits_weeks_and_agencies(spark, sample_gold, tmp_path):
     assert summary["total_incidents"] == sum(r.incidents for r in fdny)
     assert (summary["first_week"], summary["last_week"]) == ("2024-01-01", "2024-06-24")
     assert summary["agencies"] == 1
+    # The scope's headline figures, worked out here from gold's weeks of the scope (what the report
+    # must get by applying gold's own summary function to them), the share of rows included.
+    weeks = [
+        r
+        for r in read_table(spark, sample_gold, "gold", "kpi_weekly").collect()
+        if r.agency == "FDNY" and "2024-01-01" <= r.week_start_date.isoformat() <= "2024-06-30"
+    ]
+    timed = [r for r in weeks if r.avg_call_to_first_pickup_s is not None]
+    evaluated = [r for r in weeks if r.sla_breached is not None]
+    expected = {
+        "scope_from": "2024-01-01",
+        "scope_to": "2024-06-30",
+        "rows": len(weeks),
+        "source_kinds": "sample",
+        "avg_call_to_first_pickup_s": sum(r.avg_call_to_first_pickup_s * r.incidents for r in timed)
+        / sum(r.incidents for r in timed),
+        "sla_breach_incidents_pct": 100.0
+        * sum(r.incidents for r in evaluated if r.sla_breached)
+        / sum(r.incidents for r in evaluated),
+        "sla_breach_rows_pct": 100.0 * sum(r.sla_breached for r in evaluated) / len(evaluated),
+    }
+    assert_same_summary({k: summary[k] for k in expected}, expected)
     html = (tmp_path / "kpi_report.html").read_text(encoding="utf-8")
     assert '<option value="0">FDNY</option>' in html and ">EMS</option>" not in html
 
