@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark-deps browser-deps run test lint unit nbval notebooks sdp lock clean
+.PHONY: help venv spark-deps browser-deps run test lint unit nbval notebooks screenshot sdp lock clean
 NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
@@ -120,6 +120,9 @@ notebooks: $(STAMP) ## Re-execute the notebooks in place on the sample (refreshe
 	cd notebooks && for nb in 01_bronze 02_silver 03_gold 04_kpi_report; do \
 	  NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
 	  ../$(BIN)/jupyter-execute --inplace $$nb.ipynb || exit 1; done; rm -rf $(NB_TMP)
+
+screenshot: browser-deps $(DEV_STAMP) ## Refresh the README's report screenshot (reports/screenshots/kpi_report.png)
+	NYC911_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_report_e2e.py -k test_sample_report_in_the_browser
 
 unit: $(DEV_STAMP) ## Only the fast unit tests (default engine)
 	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)
