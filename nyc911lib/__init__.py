@@ -95,7 +95,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "nyc911lib.pipeline": (
         "build_gold",
         "build_silver",
-        "evaluate_bronze",
         "ingest_bronze",
         "new_run_id",
         "run_layers",
@@ -127,6 +126,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SOURCE_HEADERS",
     ),
     "nyc911lib.silver": (
+        "evaluate_bronze",
         "latest_per_key",
         "restatement_outcomes",
         "typed_e2e",

@@ -31,10 +31,9 @@ from nyc911lib import storage
 from nyc911lib.bronze import bronze_from_lines
 from nyc911lib.config import Params, QualityRule, load_params, parse_date
 from nyc911lib.gold import kpi_monthly_agency, kpi_summary, kpi_weekly, within_weeks
-from nyc911lib.landing import resolve_source
-from nyc911lib.pipeline import evaluate_bronze, new_batch_id
+from nyc911lib.landing import new_batch_id, resolve_source
 from nyc911lib.quality import quarantine_rows
-from nyc911lib.silver import latest_per_key, silver_rows
+from nyc911lib.silver import evaluate_bronze, latest_per_key, silver_rows
 
 # The one input that is not a dataset: the lines of the CSV export, read at the pipeline's edge.
 SOURCE_LINES = "source_lines"

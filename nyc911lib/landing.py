@@ -173,6 +173,12 @@ def land_file(source: Path, landing_dir: Path, kind: str) -> tuple[Path, bool]:
     return copy_atomic(source, landing_dir / f"{landed_stamp()}__{kind}__{source.name}"), True
 
 
+def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
+    """A batch id that sorts by ingestion time and names the file content: `20261126T200102Z-1a2b3c4d`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{sha256[:8]}"
+
+
 @dataclass(frozen=True)
 class Landed:
     """A publication a run landed (or found already landed with the same content)."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial, reduce
+from functools import partial
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -44,6 +43,7 @@ from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
 from nyc911lib.silver import (
     _EVALUATION_COLUMNS,
     VALUE_COLUMNS,
+    batch_accounting,
     restatement_outcomes,
     typed_e2e,
 )
@@ -52,12 +52,6 @@ from nyc911lib.tables import DateRange
 from nyc911lib.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 log_ = logging.getLogger("nyc911")
-
-
-def new_batch_id(sha256: str, now: dt.datetime | None = None) -> str:
-    """A batch id that sorts by ingestion time and names the file content: `20261126T200102Z-1a2b3c4d`."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%S%f}Z-{sha256[:8]}"
 
 
 def _pending_files(spark: SparkSession, params: Params) -> tuple[list[Path], dict[str, dict]]:
@@ -221,58 +215,7 @@ def zorder_gold(spark: SparkSession, params: Params, bronze_bytes: int, metadata
     return done
 
 
-def evaluate_bronze(params: Params) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows -> typed rows with every quality rule evaluated (nothing removed yet)."""
-
-    def transform(bronze: DataFrame) -> DataFrame:
-        return bronze.transform(
-            typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
-        ).transform(with_quality_results(params.quality_rules))
-
-    return transform
-
-
 SILVER_OUTPUTS = ("e2e_weekly", "quarantine", "superseded", "dq_metrics", "batch_accounting")
-ACCOUNTING_OUTCOMES = ("silver", "unchanged", "superseded")
-
-
-def _batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
-    """Per publication in a micro-batch: where each of its rows went, and how many silver rows it
-    replaced. rows_bronze = rows_silver + rows_unchanged + rows_superseded + rows_quarantined."""
-    incoming = (
-        outcomes.where(F.col("_origin") == 1)
-        .select("_batch_id", "outcome")
-        .unionByName(
-            evaluated.where(is_quarantined(evaluated)).select(
-                "_batch_id", F.lit("quarantined").alias("outcome")
-            )
-        )
-    )
-    replaced = (
-        outcomes.where(F.col("outcome") == "replaced")
-        .groupBy(F.col("superseded_by_batch_id").alias("_batch_id"))
-        .agg(F.count(F.lit(1)).alias("rows_replaced"))
-    )
-    counts = (
-        incoming.groupBy("_batch_id")
-        .agg(
-            *[
-                F.count(F.when(F.col("outcome") == o, 1)).alias(o)
-                for o in (*ACCOUNTING_OUTCOMES, "quarantined")
-            ]
-        )
-        .join(replaced, "_batch_id", "left")
-    )
-    parts = [F.col(c) for c in (*ACCOUNTING_OUTCOMES, "quarantined")]
-    return counts.select(
-        F.col("_batch_id").alias("batch_id"),
-        reduce(lambda a, b: a + b, parts).alias("rows_bronze"),
-        F.col("silver").alias("rows_silver"),
-        F.col("unchanged").alias("rows_unchanged"),
-        F.col("superseded").alias("rows_superseded"),
-        F.col("quarantined").alias("rows_quarantined"),
-        F.coalesce(F.col("rows_replaced"), F.lit(0)).cast("long").alias("rows_replaced"),
-    )
 
 
 def _silver_batch(
@@ -356,7 +299,7 @@ def _silver_batch(
         else:
             write(rows, key="e2e_weekly", properties=SILVER_PROPERTIES)
         fault_point("silver.after_merge")
-        accounting = _batch_accounting(evaluated, outcomes).select(*stamp, "*")
+        accounting = batch_accounting(evaluated, outcomes).select(*stamp, "*")
         write(accounting, key="batch_accounting")
         return [r.asDict() for r in accounting.orderBy("batch_id").collect()]
     finally:

@@ -6,11 +6,14 @@ Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.quality`) -> `latest_per
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import reduce
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
 from nyc911lib.compat import lookup, names_where
+from nyc911lib.config import Params
+from nyc911lib.quality import is_quarantined, with_quality_results
 from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, SourceColumn
 
 LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
@@ -244,3 +247,57 @@ def restatement_outcomes(
         return runs.withColumn("outcome", outcome).drop("_changed", "_run")
 
     return transform
+
+
+def evaluate_bronze(params: Params) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows -> typed rows with every quality rule evaluated (nothing removed yet)."""
+
+    def transform(bronze: DataFrame) -> DataFrame:
+        return bronze.transform(
+            typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
+        ).transform(with_quality_results(params.quality_rules))
+
+    return transform
+
+
+# Where a publication's rows go besides quarantine (`batch_accounting`).
+ACCOUNTING_OUTCOMES = ("silver", "unchanged", "superseded")
+
+
+def batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
+    """Per publication in a micro-batch: where each of its rows went, and how many silver rows it
+    replaced. rows_bronze = rows_silver + rows_unchanged + rows_superseded + rows_quarantined."""
+    incoming = (
+        outcomes.where(F.col("_origin") == 1)
+        .select("_batch_id", "outcome")
+        .unionByName(
+            evaluated.where(is_quarantined(evaluated)).select(
+                "_batch_id", F.lit("quarantined").alias("outcome")
+            )
+        )
+    )
+    replaced = (
+        outcomes.where(F.col("outcome") == "replaced")
+        .groupBy(F.col("superseded_by_batch_id").alias("_batch_id"))
+        .agg(F.count(F.lit(1)).alias("rows_replaced"))
+    )
+    counts = (
+        incoming.groupBy("_batch_id")
+        .agg(
+            *[
+                F.count(F.when(F.col("outcome") == o, 1)).alias(o)
+                for o in (*ACCOUNTING_OUTCOMES, "quarantined")
+            ]
+        )
+        .join(replaced, "_batch_id", "left")
+    )
+    parts = [F.col(c) for c in (*ACCOUNTING_OUTCOMES, "quarantined")]
+    return counts.select(
+        F.col("_batch_id").alias("batch_id"),
+        reduce(lambda a, b: a + b, parts).alias("rows_bronze"),
+        F.col("silver").alias("rows_silver"),
+        F.col("unchanged").alias("rows_unchanged"),
+        F.col("superseded").alias("rows_superseded"),
+        F.col("quarantined").alias("rows_quarantined"),
+        F.coalesce(F.col("rows_replaced"), F.lit(0)).cast("long").alias("rows_replaced"),
+    )

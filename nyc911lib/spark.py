@@ -118,9 +118,7 @@ def _get_or_create(app_name: str, quick_start: bool) -> SparkSession:
     builder = SparkSession.builder.appName(app_name).master(os.environ.get("NYC911_MASTER", "local[2]"))
     for key, value in LOCAL_CONF.items():
         builder = builder.config(key, value)
-    builder = builder.config(
-        "spark.sql.shuffle.partitions", os.environ.get("NYC911_SHUFFLE_PARTITIONS", "4")
-    )
+    builder = builder.config("spark.sql.shuffle.partitions", os.environ.get("NYC911_SHUFFLE_PARTITIONS", "4"))
     java_options = f"-Dlog4j.configurationFile=file:{LOG4J_CONF}"
     if quick_start:
         java_options += f" {QUICK_START_JAVA_OPTIONS}"
