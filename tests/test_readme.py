@@ -77,9 +77,7 @@ def localized(command: str, params: Path, scratch_tmp: Path) -> str:
     """The command as the test runs it (see the module docstring)."""
     command = command.replace("/tmp/", f"{scratch_tmp}/")
     command = re.sub(r"(^|\s)(\.venv/bin/nyc911|nyc911)(?=\s)", rf"\1{NYC911}", command)
-    return re.sub(
-        rf"({re.escape(NYC911)}) (run|fetch|report|alerts)\b", rf"\1 \2 --params {params}", command
-    )
+    return re.sub(rf"({re.escape(NYC911)}) (run|fetch|report|alerts)\b", rf"\1 \2 --params {params}", command)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +164,15 @@ def test_the_rebuild_recipe_gives_the_same_warehouse(executed):
             delta_frame(source, layer, key, drop=RUN_SPECIFIC),
             label=key,
         )
+
+
+def test_the_layout_table_names_every_module_of_the_library():
+    """The README's Layout row of `nyc911lib/` names each module (`io/files` for a subpackage's)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `nyc911lib/` |"))
+    package = REPO / "nyc911lib"
+    modules = sorted(
+        str(p.relative_to(package).with_suffix("")) for p in package.rglob("*.py") if p.name != "__init__.py"
+    )
+    assert modules, package
+    assert [m for m in modules if f"`{m}`" not in row] == []
