@@ -152,14 +152,16 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
 def kpi_summary(
     scope_from: dt.date | None = None,
     scope_to: dt.date | None = None,
+    by: Sequence[str] = (),
 ) -> Callable[[DataFrame], DataFrame]:
-    """kpi_weekly -> one row for the run scope: weeks covered, totals and weighted headline KPIs.
+    """kpi_weekly -> one row for the run scope (or one per value of the `by` columns, e.g. per
+    agency, those columns first): weeks covered, totals and weighted headline KPIs.
 
     `source_kinds` says where the data came from (`sample` marks the synthetic built-in sample).
     """
 
     def transform(weekly: DataFrame) -> DataFrame:
-        return weekly.agg(
+        aggregates = (
             F.lit(scope_from).cast("date").alias("scope_from"),
             F.lit(scope_to).cast("date").alias("scope_to"),
             F.min("week_start_date").alias("first_week"),
@@ -171,6 +173,7 @@ def kpi_summary(
             *_breach_aggregates(),
             F.concat_ws(",", F.array_sort(F.collect_set("source_kind"))).alias("source_kinds"),
         )
+        return weekly.groupBy(*by).agg(*aggregates) if by else weekly.agg(*aggregates)
 
     return transform
 

@@ -114,15 +114,6 @@ def script_safe(json_text: str) -> str:
     return json_text
 
 
-def weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
-    """sum(x * w) / sum(w) over the rows where x and w are known; None when nothing is known."""
-    x = pd.to_numeric(values, errors="coerce")
-    w = pd.to_numeric(weights, errors="coerce")
-    known = x.notna() & w.notna()
-    denominator = float(w[known].sum())
-    return float((x[known] * w[known]).sum()) / denominator if denominator > 0 else None
-
-
 def _clean_monthly(monthly: pd.DataFrame) -> pd.DataFrame:
     """Rows with a known agency (as str) and month (as datetime), sorted by month."""
     if monthly.empty:
@@ -158,31 +149,23 @@ def is_synthetic(summary: pd.DataFrame) -> bool:
     return "sample" in {k.strip() for k in kinds}
 
 
-def kpi_tiles(summary: pd.DataFrame, monthly: pd.DataFrame) -> list[dict[str, Any]]:
-    """Tile values: first "All agencies" (from `summary`), then one entry per agency, computed from
-    its `monthly` rows with incident-weighted means. Keys: agency + TILES keys; None = unknown."""
-    head = report_summary_json(summary)
-    tiles = [
+def kpi_tiles(summary: pd.DataFrame, agency_summary: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Tile values: first "All agencies" (the `summary` row), then one entry per agency, in
+    order, from `agency_summary` (gold's `kpi_summary` per agency over the same weeks: the report
+    does no math of its own). Keys: agency + TILES keys; None = unknown."""
+    rows = [(ALL_AGENCIES, report_summary_json(summary))]
+    if agency_summary is not None and not agency_summary.empty:
+        known = agency_summary[agency_summary["agency"].notna()].sort_values("agency", kind="stable")
+        rows += [(str(r["agency"]), report_summary_json(pd.DataFrame([r]))) for _, r in known.iterrows()]
+    return [
         {
-            "agency": ALL_AGENCIES,
-            "total_incidents": head["total_incidents"],
-            "sla_breach_pct": head["sla_breach_incidents_pct"],
-            "avg_call_to_first_pickup_s": head["avg_call_to_first_pickup_s"],
+            "agency": agency,
+            "total_incidents": values["total_incidents"],
+            "sla_breach_pct": values["sla_breach_incidents_pct"],
+            "avg_call_to_first_pickup_s": values["avg_call_to_first_pickup_s"],
         }
+        for agency, values in rows
     ]
-    data = _clean_monthly(monthly)
-    for agency in _agencies(data):
-        rows = data[data["agency"] == agency]
-        w = rows["incidents"]
-        tiles.append(
-            {
-                "agency": agency,
-                "total_incidents": _num(pd.to_numeric(w, errors="coerce").sum(), int),
-                "sla_breach_pct": weighted_mean(rows["sla_breach_rate_pct"], w),
-                "avg_call_to_first_pickup_s": weighted_mean(rows["avg_call_to_first_pickup_s"], w),
-            }
-        )
-    return tiles
 
 
 def format_tile(value: Any, unit: str | None) -> str:
@@ -336,14 +319,19 @@ def render_report_html(
     params_note: str | None = None,
     *,
     details: ReportDetails | None = None,
+    agency_summary: pd.DataFrame | None = None,
 ) -> str:
     """One self-contained HTML document: plotly.js inline once (works offline from file://),
     source and date range header, synthetic-data banner, the latest-week headline (with
-    `details`), KPI tiles, the monthly charts, the detail sections and an agency filter."""
+    `details`), KPI tiles (per agency from `agency_summary`, gold's `kpi_summary` per agency),
+    the monthly charts, the detail sections and an agency filter over the charts' agencies."""
     meta = report_summary_json(summary)
-    tiles = kpi_tiles(summary, monthly)
+    agencies = _agencies(_clean_monthly(monthly))
+    everyone, *per_agency = kpi_tiles(summary, agency_summary)
+    by_agency = {t["agency"]: t for t in per_agency}
+    unknown = dict.fromkeys(("total_incidents", "sla_breach_pct", "avg_call_to_first_pickup_s"))
+    tiles = [everyone, *(by_agency.get(a, {"agency": a, **unknown}) for a in agencies)]
     shown = [[format_tile(t[key], unit) for key, _, _, unit in TILES] for t in tiles]
-    agencies = [t["agency"] for t in tiles[1:]]
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<style>{_CSS}\n{SECTION_CSS}</style><script type="text/javascript">{get_plotlyjs()}</script>'

@@ -75,8 +75,9 @@ def check_sla_rules(spark: SparkSession, params: Params) -> None:
 
 def read_report_gold(
     spark: SparkSession, params: Params, scope: ReportScope, generated_at: dt.datetime
-) -> tuple[pd.DataFrame, pd.DataFrame, ReportDetails]:
-    """The small gold frames a report draws, limited to `scope` (toPandas on gold results only)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, ReportDetails, pd.DataFrame]:
+    """The small gold frames a report draws, limited to `scope` (toPandas on gold results only):
+    the summary, the agency-months, the detail sections' frames and the summary per agency."""
 
     def gold(table: str) -> DataFrame:
         return storage.read_table(spark, params, "gold", table)
@@ -88,6 +89,8 @@ def read_report_gold(
         scoped = kpi_summary(scope.date_from, scope.date_to)
         summary = gold("kpi_weekly").where(weekly_scope).transform(scoped)
     summary_pdf = engine.to_pandas(summary)
+    per_agency = kpi_summary(scope.date_from, scope.date_to, by=("agency",))
+    agency_summary = engine.to_pandas(gold("kpi_weekly").where(weekly_scope).transform(per_agency))
     latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
     shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()
     pandas = engine.to_pandas
@@ -104,7 +107,7 @@ def read_report_gold(
         dq_rules=pandas(gold("data_quality_rules")),
         generated_at=generated_at,
     )
-    return summary_pdf, pandas(monthly.orderBy("month", "agency")), details
+    return summary_pdf, pandas(monthly.orderBy("month", "agency")), details, agency_summary
 
 
 def build_report(
@@ -123,12 +126,14 @@ def build_report(
     scope = scope or ReportScope()
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     check_sla_rules(spark, params)
-    summary, monthly, details = read_report_gold(spark, params, scope, generated_at)
+    summary, monthly, details, agency_summary = read_report_gold(spark, params, scope, generated_at)
     note = "SLA rules: " + "; ".join(f"{r.name} ({r.metric} > {r.threshold_s:g} s)" for r in params.sla_rules)
     if scope.agencies is not None:
         note += ". Agencies: " + ", ".join(scope.agencies)
     note += ". " + computed_with(spark, params)
-    html = render_report_html(summary, monthly, params_note=note, details=details)
+    html = render_report_html(
+        summary, monthly, params_note=note, details=details, agency_summary=agency_summary
+    )
     path = write_report(out_dir / REPORT_NAME, html)
     built_from = report_stamp(spark, params, scope)
     stamped = {**report_summary_json(summary), "built_from": built_from}

@@ -226,3 +226,9 @@ def _close(a, b, rtol: float) -> bool:
         return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
     return a == b
 
+
+def agency_summary(rows: list[tuple]) -> pd.DataFrame:
+    """Rows of gold's `kpi_summary` per agency, as a report receives them: (agency,
+    total_incidents, sla_breach_incidents_pct, avg_call_to_first_pickup_s) each."""
+    columns = ["agency", "total_incidents", "sla_breach_incidents_pct", "avg_call_to_first_pickup_s"]
+    return pd.DataFrame(rows, columns=columns)

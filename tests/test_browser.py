@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import agency_summary
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -49,7 +50,9 @@ MONTHLY = [
     (JAN, "NYPD", 50, 10.0, 50.0),
     (FEB, "NYPD", 150, 2.0, 10.0),
 ]
-# Tile texts worked out by hand: total incidents; incident-weighted SLA breach %; weighted pickup s.
+# gold's kpi_summary per agency for MONTHLY's weeks, worked out by hand (EXPECTED_TILES).
+AGENCIES = agency_summary([("EMS", 4000, 17.5, 6.5), ("FDNY", 800, 30.0, 7.0), ("NYPD", 200, 20.0, 4.0)])
+# Tile texts: total incidents; incident-weighted SLA breach %; weighted pickup s.
 EXPECTED_TILES = {
     ALL_AGENCIES: ["5,000", "22.5 %", "6.3 s"],  # straight from the summary row
     "EMS": ["4,000", "17.5 %", "6.5 s"],  # (1000*10+3000*20)/4000, (1000*5+3000*7)/4000
@@ -113,7 +116,7 @@ def driver() -> Iterator:
 
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory) -> Path:
-    html = render_report_html(make_summary(), make_monthly(MONTHLY))
+    html = render_report_html(make_summary(), make_monthly(MONTHLY), agency_summary=AGENCIES)
     return write_report(tmp_path_factory.mktemp("report") / "kpi_report.html", html)
 
 

@@ -129,6 +129,31 @@ def test_summary_totals_weighting_and_both_breach_rates(spark):
     assert (s.scope_from, s.scope_to, s.source_kinds) == (dt.date(2024, 1, 1), None, "file")
 
 
+def test_summary_per_agency_weights_each_agency_by_its_incidents(spark):
+    """What a report's per-agency tiles show: the summary's figures for each agency alone."""
+    silver = _silver(
+        spark,
+        [
+            ("2024-01-01", "EMS", "A", 100, 4.0, 1.0),
+            ("2024-01-08", "EMS", "A", 300, 8.0, 1.0),  # weighted 7.0, not the plain mean 6.0
+            ("2024-01-01", "NYPD", "A", 50, 3.0, 1.0),
+            ("2024-01-08", "NYPD", "A", 150, None, 1.0),  # no pickup: left out, not a zero
+        ],
+    )
+    weekly = silver.transform(kpi_weekly([PICKUP_5S]))
+    per_agency = kpi_summary(dt.date(2024, 1, 1), None, by=("agency",))
+    rows = weekly.transform(per_agency).orderBy("agency").collect()
+    assert list(rows[0].asDict())[:2] == ["agency", "scope_from"]
+    got = {
+        r.agency: (r.total_incidents, r.rows, r.avg_call_to_first_pickup_s, r.sla_breach_incidents_pct)
+        for r in rows
+    }
+    assert got == {"EMS": (400, 2, pytest.approx(7.0), pytest.approx(75.0)), "NYPD": (200, 2, 3.0, 0.0)}
+    assert [(r.first_week, r.last_week, r.agencies) for r in rows] == 2 * [
+        (dt.date(2024, 1, 1), dt.date(2024, 1, 8), 1)
+    ]
+
+
 def test_within_weeks_bounds_are_inclusive(spark):
     silver = _silver(
         spark, [(w, "EMS", "A", 1, 1.0, 1.0) for w in ("2024-01-01", "2024-01-08", "2024-01-15")]

@@ -1,4 +1,4 @@
-"""The offline HTML KPI report: weighted tiles, figures, self-containment, escaping (no Spark)."""
+"""The offline HTML KPI report: tiles, figures, self-containment, escaping (no Spark)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import agency_summary
 from plotly.offline import get_plotlyjs
 
 from nyc911lib import report
@@ -26,7 +27,6 @@ from nyc911lib.report import (
     plotly_text,
     render_report_html,
     report_summary_json,
-    weighted_mean,
     write_report,
 )
 from nyc911lib.report_sections import short_name
@@ -96,6 +96,9 @@ MONTHLY = make_monthly(
         (FEB, "NYPD", 150, float("nan"), 40.0),
     ]
 )
+# gold's kpi_summary per agency over the same weeks (gold computes it: tests/test_gold.py), in
+# gold's order, not the report's.
+AGENCIES = agency_summary([("NYPD", 200, 30.0, 3.0), ("EMS", 400, 17.5, 7.0)])
 
 
 class _Collector(HTMLParser):
@@ -144,38 +147,24 @@ def chart_figures(html: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return render_report_html(make_summary(), MONTHLY, title="KPI test", params_note="params: default.yaml")
+    return render_report_html(
+        make_summary(), MONTHLY, title="KPI test", params_note="params: default.yaml", agency_summary=AGENCIES
+    )
 
 
-def test_tiles_use_incident_weighted_means():
-    tiles = kpi_tiles(make_summary(), MONTHLY)
-    assert [t["agency"] for t in tiles] == ["All agencies", "EMS", "NYPD"]
-    everyone, ems, nypd = tiles
-    assert everyone == {
-        "agency": "All agencies",
-        "total_incidents": 1234,
-        "sla_breach_pct": 12.25,
-        "avg_call_to_first_pickup_s": 6.5,
+def test_tiles_are_the_summary_then_gold_per_agency_rows_by_agency():
+    keys = ("agency", "total_incidents", "sla_breach_pct", "avg_call_to_first_pickup_s")
+    assert kpi_tiles(make_summary(), AGENCIES) == [
+        dict(zip(keys, values, strict=True))
+        for values in (("All agencies", 1234, 12.25, 6.5), ("EMS", 400, 17.5, 7.0), ("NYPD", 200, 30.0, 3.0))
+    ]
+    unknown = agency_summary([("FDNY", 0, float("nan"), None)])
+    assert kpi_tiles(make_summary(), unknown)[1] == {
+        "agency": "FDNY",
+        "total_incidents": 0,
+        "sla_breach_pct": None,
+        "avg_call_to_first_pickup_s": None,
     }
-    assert ems["total_incidents"] == 400
-    assert ems["avg_call_to_first_pickup_s"] == pytest.approx(7.0)  # not the plain mean 6.0
-    assert ems["sla_breach_pct"] == pytest.approx(17.5)  # (100*10 + 300*20) / 400, not 15.0
-    assert nypd["avg_call_to_first_pickup_s"] == pytest.approx(3.0)  # the unknown month is left out
-    assert nypd["sla_breach_pct"] == pytest.approx(30.0)  # (50*0 + 150*40) / 200
-
-
-@pytest.mark.parametrize(
-    ("values", "weights", "expected"),
-    [
-        ([4.0, 8.0], [100, 300], 7.0),
-        ([4.0, None], [100, 300], 4.0),
-        ([4.0, 8.0], [0, 0], None),
-        ([None, None], [10, 10], None),
-    ],
-)
-def test_weighted_mean(values, weights, expected):
-    result = weighted_mean(pd.Series(values, dtype="float64"), pd.Series(weights))
-    assert result == (pytest.approx(expected) if expected is not None else None)
 
 
 @pytest.mark.parametrize(
@@ -317,7 +306,8 @@ def test_nan_metrics_show_na():
         last_week=None,
     )
     monthly = make_monthly([(JAN, "EMS", 10, float("nan"), float("nan"))])
-    html = render_report_html(summary, monthly)
+    unknown = agency_summary([("EMS", 10, None, float("nan"))])
+    html = render_report_html(summary, monthly, agency_summary=unknown)
     config = json.loads(next(s for s in parse(html).scripts if '"tiles"' in s and "Plotly" not in s))
     assert config["tiles"] == {"all": ["1,234", "n/a", "n/a"], "0": ["10", "n/a", "n/a"]}
     assert "n/a to n/a" in html
@@ -359,7 +349,7 @@ def test_write_report_creates_dirs_and_replaces(tmp_path):
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_agency_filter_script_runs(tmp_path):
     """Run the report's inline scripts in node against a minimal fake DOM and fake Plotly."""
-    html = render_report_html(make_summary(), MONTHLY)
+    html = render_report_html(make_summary(), MONTHLY, agency_summary=AGENCIES)
     scripts = parse(html).scripts
     harness = """
 var els = {}, listeners = {}, restyles = [];
