@@ -10,7 +10,7 @@ Content-Length). Only then is it published, atomically and without ever replacin
 ``nyc911_e2e_<UTC yyyymmddTHHMMSSZ>.csv``. A failure raises FetchError naming the URL and the
 problem and leaves nothing in the landing folder.
 
-TransientError failures (HTTP 429/500/502/503/504, connection errors, timeouts, a body that stops early)
+Transient failures (HTTP 429/500/502/503/504, connection errors, timeouts, a body that stops early)
 are retried with exponential backoff, honouring ``Retry-After``; other 4xx answers and content
 problems fail at once. The optional app token is read from an environment variable and sent only as
 the ``X-App-Token`` header (not forwarded on redirects): never in a URL, a log line, a message or

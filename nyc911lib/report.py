@@ -130,7 +130,11 @@ def _agencies(data: pd.DataFrame) -> list[str]:
 
 def report_summary_json(summary: pd.DataFrame) -> dict[str, Any]:
     """The gold.kpi_summary row as a JSON-serializable dict (dates as ISO strings, NaN as None)."""
-    row = summary.iloc[0].to_dict() if len(summary) else {}
+    return _summary_values(summary.iloc[0].to_dict() if len(summary) else {})
+
+
+def _summary_values(row: dict[str, Any]) -> dict[str, Any]:
+    """One kpi_summary row (a dict) as JSON-serializable values."""
     out: dict[str, Any] = {k: _iso(row.get(k)) for k in ("scope_from", "scope_to", "first_week", "last_week")}
     out.update({k: _num(row.get(k), int) for k in ("total_incidents", "rows", "agencies")})
     out.update(
@@ -156,7 +160,7 @@ def kpi_tiles(summary: pd.DataFrame, agency_summary: pd.DataFrame | None = None)
     rows = [(ALL_AGENCIES, report_summary_json(summary))]
     if agency_summary is not None and not agency_summary.empty:
         known = agency_summary[agency_summary["agency"].notna()].sort_values("agency", kind="stable")
-        rows += [(str(r["agency"]), report_summary_json(pd.DataFrame([r]))) for _, r in known.iterrows()]
+        rows += [(str(r["agency"]), _summary_values(r)) for r in known.to_dict("records")]
     return [
         {
             "agency": agency,
@@ -329,7 +333,7 @@ def render_report_html(
     agencies = _agencies(_clean_monthly(monthly))
     everyone, *per_agency = kpi_tiles(summary, agency_summary)
     by_agency = {t["agency"]: t for t in per_agency}
-    unknown = dict.fromkeys(("total_incidents", "sla_breach_pct", "avg_call_to_first_pickup_s"))
+    unknown = dict.fromkeys(key for key, *_ in TILES)
     tiles = [everyone, *(by_agency.get(a, {"agency": a, **unknown}) for a in agencies)]
     shown = [[format_tile(t[key], unit) for key, _, _, unit in TILES] for t in tiles]
     parts = [

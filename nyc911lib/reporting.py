@@ -82,19 +82,18 @@ def read_report_gold(
     def gold(table: str) -> DataFrame:
         return storage.read_table(spark, params, "gold", table)
 
+    pandas = engine.to_pandas
     weekly_scope = scope.weeks() & scope.of_agencies()
-    monthly = gold("kpi_monthly_agency").where(scope.weeks("month") & scope.of_agencies())
-    summary = gold("kpi_summary")
-    if scope.narrowed:  # gold's own summary function over gold's weeks of the scope: no math here
-        scoped = kpi_summary(scope.date_from, scope.date_to)
-        summary = gold("kpi_weekly").where(weekly_scope).transform(scoped)
-    summary_pdf = engine.to_pandas(summary)
-    per_agency = kpi_summary(scope.date_from, scope.date_to, by=("agency",))
-    agency_summary = engine.to_pandas(gold("kpi_weekly").where(weekly_scope).transform(per_agency))
+    monthly_scope = scope.weeks("month") & scope.of_agencies()
+    monthly = gold("kpi_monthly_agency").where(monthly_scope)
+    # Gold's own summary function over gold's weeks of the scope, overall and per agency: no
+    # KPI math here.
+    weeks = gold("kpi_weekly").where(weekly_scope)
+    scoped = weeks.transform(kpi_summary(scope.date_from, scope.date_to))
+    summary_pdf = pandas(scoped if scope.narrowed else gold("kpi_summary"))
+    agency_summary = pandas(weeks.transform(kpi_summary(scope.date_from, scope.date_to, by=("agency",))))
     latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
     shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()
-    pandas = engine.to_pandas
-    monthly_scope = scope.weeks("month") & scope.of_agencies()
     latest_alerts_scope = weekly_scope & (F.col("week_start_date") == F.lit(latest_week))
     details = ReportDetails(
         headline=pandas(gold("kpi_headline").where(scope.weeks() & shown_agencies)),
