@@ -52,7 +52,7 @@ spark-deps: $(SPARK_STAMP) ## Add the Spark engine (pyspark, delta-spark, the De
 
 # Headless Chromium + chromedriver for the browser tests (tests/test_browser.py), from the distro's
 # apt packages, so the two always match. Nothing is downloaded by a tool (selenium-manager is never
-# used: nyc911lib.browser passes both paths explicitly). NYC911_CHROMIUM / NYC911_CHROMEDRIVER
+# used: nyc911lib.report.browser passes both paths explicitly). NYC911_CHROMIUM / NYC911_CHROMEDRIVER
 # point at other binaries instead.
 BROWSER_PKGS := chromium chromium-driver
 browser-deps: ## Install chromium + chromium-driver with apt-get when missing (as root, or sudo -n)
@@ -127,8 +127,8 @@ screenshot: browser-deps $(DEV_STAMP) ## Refresh the README's report screenshot 
 unit: $(DEV_STAMP) ## Only the fast unit tests (default engine)
 	$(BIN)/python -m pytest -m "not e2e and not browser" $(ARGS)
 
-sdp: $(SPARK_STAMP) ## Run the declarative pipeline locally (open-source Spark Declarative Pipelines, Delta)
-	$(BIN)/python pipelines/run_local.py $(ARGS)
+sdp: $(SPARK_STAMP) ## The declarative runner into warehouse-declarative/ (open-source Spark Declarative Pipelines, Delta)
+	$(BIN)/nyc911 run --runner declarative --warehouse warehouse-declarative $(ARGS)
 
 .PHONY: bench
 bench: $(SPARK_STAMP) ## Benchmarks (< 15 min, not in `make test`): reports/bench/bench.{md,json} (ARGS=--scenarios a,c,f ...)

@@ -6,7 +6,7 @@ month x agency the incidents, the weighted pickup, dispatch, travel and arrival 
 breach share. It mirrors the pipeline instead of
 importing it (an independent cross-check; nyc911lib would also pull in pyspark):
 
-- typing as `nyc911lib.silver.typed_e2e`: trimmed text; `Average ...` columns are minutes (x 60),
+- typing as `nyc911lib.transforms.silver.typed_e2e`: trimmed text; `Average ...` columns are minutes (x 60),
   the others seconds, rounded to 6 decimals (typed: the four durations gold's monthly table
   averages; every other one is only checked to parse); incidents are digits only; agencies,
   incident-type spelling fixes and the `Unspecified` name from params/default.yaml;

@@ -2,7 +2,7 @@
 
 `python -m benchmarks.papermill_only OUT_DIR` writes four trivial notebooks, named as the layer
 notebooks and each holding a `parameters` cell (the layer notebooks' parameters) and one code cell
-that prints a line, and runs them with `nyc911lib.runner.run_notebooks` itself: one kernel started
+that prints a line, and runs them with `run.papermill_runner.run_notebooks` itself: one kernel started
 by `runner._start_kernel`, `papermill.execute_notebook` with `km=` and the parameters `nyc911 run`
 passes, then the kernel shut down. As `nyc911 run` does, it fixes the default engine (duckdb)
 before importing the runner (whose module imports the reporting module, hence the engine).
@@ -61,11 +61,11 @@ def main(out_dir: Path) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     # run_notebooks ends by reading the summary the report notebook writes: an empty one stands in
     (reports / "kpi_summary.json").write_text("{}\n")
-    os.environ["NYC911_NOTEBOOKS"] = str(notebooks)  # read by nyc911lib.runner at import
+    os.environ["NYC911_NOTEBOOKS"] = str(notebooks)  # read by nyc911lib.run.papermill_runner at import
     from nyc911lib import engine  # noqa: PLC0415 - after NYC911_NOTEBOOKS is set
 
     engine.select("duckdb")
-    from nyc911lib.runner import run_notebooks  # noqa: PLC0415 - after the engine, as in nyc911 run
+    from nyc911lib.run.papermill_runner import run_notebooks  # noqa: PLC0415 - after the engine, as in nyc911 run
 
     imported = time.perf_counter()
     per_notebook: dict[str, float] = {}

@@ -2,13 +2,13 @@
 
 Scenarios (each a subprocess, measured by `benchmarks.procmem`: wall time, peak RSS of the whole
 process tree, notebook kernels and the Spark driver JVM included). Every pipeline run is
-`python -m nyc911lib.cli run --engine E --runner R --source FILE --warehouse W` (`nyc911 run`):
+`python -m nyc911lib.run.cli run --engine E --runner R --source FILE --warehouse W` (`nyc911 run`):
 
   a  full refresh of the real export, notebooks runner, a fresh warehouse per run
   b  the same with the inline runner (duckdb only): what the notebooks runner adds to a
   c  incremental run with nothing new: the same source again on (a copy of) the warehouse of a
   d  incremental run with one new week: the export plus its last week dated 7 days later, on it
-  p  papermill alone: four trivial notebooks in one kernel, run by nyc911lib.runner (no engine)
+  p  papermill alone: four trivial notebooks in one kernel, run by nyc911lib.run.papermill_runner (no engine)
   e  full refresh (duckdb, inline) of the export replicated 10x, 100x, ... (`--scales`)
   f  the floor: the same gold KPIs from the same CSV with DuckDB SQL in one process
 
@@ -190,7 +190,7 @@ class Bench:
         if case.scenario == "p":
             return [sys.executable, "-m", "benchmarks.papermill_only", str(run_dir / "papermill")]
         return [
-            *(sys.executable, "-m", "nyc911lib.cli", "run", "--engine", str(case.engine)),
+            *(sys.executable, "-m", "nyc911lib.run.cli", "run", "--engine", str(case.engine)),
             *("--runner", str(case.runner), "--source", str(case.source), "--warehouse", str(warehouse)),
         ]
 

@@ -18,23 +18,24 @@ _ENGINE_FREE = {
     "nyc911lib.config",
     "nyc911lib.engine",
     "nyc911lib.errors",
-    "nyc911lib.fetch",
-    "nyc911lib.landing",
-    "nyc911lib.notebook",
+    "nyc911lib.io.fetch",
+    "nyc911lib.io.fetch_api",
+    "nyc911lib.run.landing",
+    "nyc911lib.run.notebook",
     "nyc911lib.sample",
     "nyc911lib.schema",
-    "nyc911lib.storage",
+    "nyc911lib.io.storage",
 }
 # Every public name, by the module that defines it.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "nyc911lib.alerts": (
+    "nyc911lib.report.alerts": (
         "alerts_markdown",
         "alerts_payload",
         "post_webhook",
         "write_alert_files",
     ),
-    "nyc911lib.anomalies": ("weekly_anomalies",),
-    "nyc911lib.bronze": (
+    "nyc911lib.transforms.anomalies": ("weekly_anomalies",),
+    "nyc911lib.transforms.bronze": (
         "bronze_column_names",
         "bronze_from_lines",
         "lines_of_files",
@@ -50,16 +51,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SlaRule",
         "FetchConfig",
     ),
-    "nyc911lib.data_quality": (
+    "nyc911lib.transforms.data_quality": (
         "data_quality_batches",
         "data_quality_rules",
     ),
-    "nyc911lib.datasets": (
-        "DATASETS",
-        "layer_datasets",
-        "Pipeline",
-        "run_config",
-    ),
+    "nyc911lib.run.declarative": ("declare_layer",),
+    "nyc911lib.run.registry": ("REGISTRY",),
     "nyc911lib.engine": (
         "to_pandas",
         "ENGINES",
@@ -75,12 +72,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "QualityRuleError",
         "SourceError",
     ),
-    "nyc911lib.fetch": (
-        "fetch_api",
+    "nyc911lib.io.fetch_api": ("fetch_api",),
+    "nyc911lib.io.fetch": (
         "fetch_csv_export",
         "FetchError",
     ),
-    "nyc911lib.gold": (
+    "nyc911lib.transforms.gold": (
         "incident_weighted_mean",
         "kpi_monthly_agency",
         "kpi_summary",
@@ -90,30 +87,26 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "sla_breach_flag",
         "within_weeks",
     ),
-    "nyc911lib.landing": ("Landed", "land_source", "plan_landing", "resolve_source"),
-    "nyc911lib.notebook": ("notebook_args", "notebook_setup"),
-    "nyc911lib.pipeline": (
-        "build_gold",
-        "build_silver",
-        "ingest_bronze",
-        "new_run_id",
-        "run_layers",
-        "RunOutcome",
-    ),
-    "nyc911lib.quality": (
+    "nyc911lib.run.landing": ("Landed", "land_source", "plan_landing", "resolve_source"),
+    "nyc911lib.run.notebook": ("notebook_args", "notebook_setup"),
+    "nyc911lib.run.gold_run": ("build_gold",),
+    "nyc911lib.run.silver_run": ("build_silver",),
+    "nyc911lib.run.ingest": ("ingest_bronze",),
+    "nyc911lib.run.layers": ("new_run_id", "run_layers", "RunOutcome"),
+    "nyc911lib.transforms.quality": (
         "quarantine_rows",
         "rule_metrics",
         "with_quality_results",
     ),
-    "nyc911lib.report": (
+    "nyc911lib.report.html": (
         "kpi_tiles",
         "monthly_figures",
         "render_report_html",
         "report_summary_json",
         "write_report",
     ),
-    "nyc911lib.report_sections": ("change_text",),
-    "nyc911lib.reporting": (
+    "nyc911lib.report.sections": ("change_text",),
+    "nyc911lib.report.build": (
         "build_report",
         "read_report_gold",
         "ReportScope",
@@ -125,21 +118,21 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SOURCE_COLUMNS",
         "SOURCE_HEADERS",
     ),
-    "nyc911lib.silver": (
+    "nyc911lib.transforms.silver": (
         "evaluate_bronze",
         "latest_per_key",
         "restatement_outcomes",
         "typed_e2e",
     ),
-    "nyc911lib.sla": (
+    "nyc911lib.transforms.sla": (
         "sla_alerts",
         "sla_breach_weekly",
     ),
-    "nyc911lib.storage": (
+    "nyc911lib.io.storage": (
         "read_table",
         "table_name",
     ),
-    "nyc911lib.trends": (
+    "nyc911lib.transforms.trends": (
         "kpi_agency_weekly",
         "kpi_headline",
         "kpi_monthly_priority",
@@ -147,9 +140,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
-    "DATASETS",
     "ENGINES",
     "NATURAL_KEY",
+    "REGISTRY",
     "SOURCE_COLUMNS",
     "SOURCE_HEADERS",
     "FetchConfig",
@@ -161,7 +154,6 @@ __all__ = [
     "Nyc911Error",
     "Params",
     "ParamsError",
-    "Pipeline",
     "QualityRule",
     "QualityRuleError",
     "ReportScope",
@@ -178,6 +170,7 @@ __all__ = [
     "change_text",
     "data_quality_batches",
     "data_quality_rules",
+    "declare_layer",
     "evaluate_bronze",
     "fetch_api",
     "fetch_csv_export",
@@ -192,7 +185,6 @@ __all__ = [
     "kpi_weekly",
     "land_source",
     "latest_per_key",
-    "layer_datasets",
     "lines_of_files",
     "load_params",
     "monthly_figures",
@@ -215,7 +207,6 @@ __all__ = [
     "restatement_outcomes",
     "restatements",
     "rule_metrics",
-    "run_config",
     "run_layers",
     "sanitize_column_name",
     "session",

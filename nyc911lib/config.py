@@ -84,7 +84,7 @@ class PerformanceSettings:
     quick_start_max_mb: float = 100.0
 
 
-# The settings of gold.anomalies that params may set (see nyc911lib/anomalies.py).
+# The settings of gold.anomalies that params may set (see nyc911lib/transforms/anomalies.py).
 ANOMALY_SETTINGS = ("metrics", "threshold", "min_baseline_weeks", "min_incidents")
 
 

@@ -157,7 +157,7 @@ def session(engine: str | None = None, params: Any = None) -> Any:
         from nyc911lib.spark import get_spark  # noqa: PLC0415 - imports pyspark
 
         if _state.session is None or _state.session.sparkContext._jsc is None:
-            _state.session = get_spark(quick_start=params is not None and _small_input(params))
+            _state.session = get_spark(quick_start=params is not None and small_input(params))
         return _state.session
     if _state.session is None:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - SQLFrame's, after select()
@@ -167,7 +167,7 @@ def session(engine: str | None = None, params: Any = None) -> Any:
     return _state.session
 
 
-def _small_input(params: Any) -> bool:
+def small_input(params: Any) -> bool:
     """Whether a local warehouse (its landing folder and bronze) is under
     `performance.quick_start_max_mb`: the spark engine then starts its JVM for a short run."""
     if params.warehouse is None:

@@ -9,7 +9,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
 
 from delta import configure_spark_with_delta_pip
@@ -17,41 +16,9 @@ from pyspark.sql import SparkSession
 
 from nyc911lib.config import PerformanceSettings
 from nyc911lib.engine import is_databricks, require_java
+from nyc911lib.spark_conf import LOCAL_CONF, QUICK_START_JAVA_OPTIONS, delta_jars
 
-DEFAULT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
-
-# Small-data settings for a laptop: the 911 export is ~12k rows, so the default 200 shuffle
-# partitions would mean 200 tiny tasks per shuffle. Override with NYC911_SHUFFLE_PARTITIONS.
-LOCAL_CONF = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.driver.memory": "2g",
-    "spark.databricks.delta.snapshotPartitions": "2",
-    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
-    "spark.databricks.delta.properties.defaults.enableChangeDataFeed": "false",
-    # Table features both engines read and write: delta-rs reads no deletion vectors.
-    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
-}
-
-
-def delta_jars(jars_dir: Path | None = None) -> list[Path]:
-    """The Delta jars matching the installed pyspark and delta-spark, if `make` fetched them.
-
-    `make` copies exactly these two jars from Maven Central into `.jars/` (git-ignored) with
-    Maven's dependency plugin; an empty list means "let Spark resolve them itself".
-    """
-    jars_dir = jars_dir or Path(os.environ.get("NYC911_JARS_DIR", DEFAULT_JARS_DIR))
-    spark_minor = ".".join(version("pyspark").split(".")[:2])
-    delta = version("delta-spark")
-    wanted = [
-        jars_dir / f"delta-spark_{spark_minor}_2.13-{delta}.jar",
-        jars_dir / f"delta-storage-{delta}.jar",
-    ]
-    return wanted if all(p.is_file() for p in wanted) else []
 
 
 def spark_log_path() -> Path:
@@ -86,12 +53,6 @@ def jvm_output_to(log: Path) -> Iterator[None]:
             os.close(fd)
 
 
-# For a small input the driver JVM's start dominates a run: the C1 compiler only and the serial
-# collector start it faster (measured here: session start 11 s -> 6 s) but run long jobs slower,
-# so they are used for small inputs only (`performance.quick_start_max_mb`).
-# C1 alone also shrinks the JVM's code cache to 48 MB, which a run on the real export fills in two
-# minutes (the JVM then stops compiling): the cache keeps its usual size.
-QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
 _SESSION_LOCK = threading.Lock()
 
 

@@ -20,8 +20,8 @@ from nyc911lib import engine
 ENGINE = engine.select()  # before any test module imports pyspark (SQLFrame's on duckdb)
 
 from nyc911lib import land_source, load_params, run_layers  # noqa: E402
+from nyc911lib.io.storage import table_name, table_version  # noqa: E402
 from nyc911lib.schema import BRONZE_SOURCE_NAMES  # noqa: E402
-from nyc911lib.storage import table_name, table_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

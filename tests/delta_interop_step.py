@@ -100,7 +100,7 @@ def duckdb_tables():
 
     session = SparkSession.builder.getOrCreate()
     session.conf.set("spark.sql.session.timeZone", "UTC")
-    from nyc911lib.delta_rs import DeltaRsTables  # noqa: PLC0415
+    from nyc911lib.io.delta_rs import DeltaRsTables  # noqa: PLC0415
 
     return session, DeltaRsTables(session)
 

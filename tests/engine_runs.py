@@ -21,7 +21,7 @@ plan: {"engine": "duckdb"|"spark", "steps": [step, ...]}, a step being {"warehou
 "land": [[source, name], ...], "args": [...], "wait": [file, ...], "copy": [[from, to], ...],
 "mark": file}. Each step waits until the `wait` files exist (marks of the other engine's process,
 whose warehouse it continues), lands its files in W/landing (as `land_as`), calls
-`nyc911lib.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
+`nyc911lib.run.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
 with its reports in W-reports, then copies the `copy` folders and writes its `mark`. The first
 step that fails ends the process with its status.
 """
@@ -390,7 +390,7 @@ def _wait_for(files: list[str], timeout: float = 1800) -> None:
 
 def _main(plan_file: str) -> int:
     plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
-    from nyc911lib import cli  # noqa: PLC0415 - this process's engine is chosen by the first run
+    from nyc911lib.run import cli  # noqa: PLC0415 - this process's engine is chosen by the first run
 
     for number, step in enumerate(plan["steps"], start=1):
         _wait_for(step.get("wait", []))

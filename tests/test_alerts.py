@@ -1,4 +1,4 @@
-"""nyc911lib.alerts: the payload, the Markdown digest, the files and the webhook (no Spark).
+"""nyc911lib.report.alerts: the payload, the Markdown digest, the files and the webhook (no Spark).
 
 The webhook is posted to a real ThreadingHTTPServer on 127.0.0.1 that records every request and
 answers from a queue of planned replies. Waits are recorded through the injected `sleep`, never slept.
@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from nyc911lib.alerts import (
+from nyc911lib.errors import ParamsError
+from nyc911lib.report.alerts import (
     MAX_WAIT_S,
     WebhookResult,
     alerts_markdown,
@@ -33,7 +34,6 @@ from nyc911lib.alerts import (
     webhook_url_from,
     write_alert_files,
 )
-from nyc911lib.errors import ParamsError
 
 WEEK = dt.date(2025, 12, 15)
 GENERATED = dt.datetime(2025, 12, 22, 6, 0, 0, tzinfo=dt.timezone.utc)

@@ -12,7 +12,7 @@ import pytest
 from conftest import dtypes_of
 
 from nyc911lib import engine
-from nyc911lib.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
+from nyc911lib.transforms.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
 
 FIRST_WEEK = dt.date(2019, 1, 7)
 WEEKS = 260  # 2019-01-07 .. 2023-12-25

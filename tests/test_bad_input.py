@@ -161,5 +161,5 @@ def test_an_html_error_page_saved_as_csv_is_refused_before_landing(params, tmp_p
     page.write_text("<!DOCTYPE html>\n<html><body><h1>503 Service Unavailable</h1></body></html>\n")
     with pytest.raises(SourceError) as err:
         land_source(wh, page)
-    assert str(err.value) == f"source file is not a CSV export (it looks like an HTML/XML page): {page}"
+    assert str(err.value) == f"source file {page} is an HTML/XML page, not a CSV export"
     assert not wh.landing_dir.exists()

@@ -15,8 +15,8 @@ from nyc911lib import (
     parse_csv_lines,
     with_line_number,
 )
-from nyc911lib.bronze import lines_of_text_file
-from nyc911lib.storage import read_file_lines
+from nyc911lib.io.storage import read_file_lines
+from nyc911lib.transforms.bronze import lines_of_text_file
 
 pytestmark = pytest.mark.spark
 

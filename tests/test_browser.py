@@ -1,6 +1,6 @@
 """The HTML report in headless system Chromium from file:// with the network cut (no Spark): charts
 draw without console errors, the agency filter restyles charts and tiles, hostile agency names stay
-text, and the PDF / chart PNG / screenshot renderers of nyc911lib.browser write valid files.
+text, and the PDF / chart PNG / screenshot renderers of nyc911lib.report.browser write valid files.
 
 Chromium and chromedriver missing is a failure (BrowserNotFoundError), not a skip: `make test`
 installs them (`make browser-deps`)."""
@@ -22,8 +22,9 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from nyc911lib import browser
-from nyc911lib.browser import (
+from nyc911lib.errors import Nyc911Error
+from nyc911lib.report import browser
+from nyc911lib.report.browser import (
     PNG_MAGIC,
     BrowserNotFoundError,
     chart_pngs,
@@ -34,9 +35,8 @@ from nyc911lib.browser import (
     html_to_pdf,
     page_check,
 )
-from nyc911lib.errors import Nyc911Error
-from nyc911lib.report import ALL_AGENCIES, CHARTS, render_report_html, write_report
-from nyc911lib.report_sections import short_name
+from nyc911lib.report.html import ALL_AGENCIES, CHARTS, render_report_html, write_report
+from nyc911lib.report.sections import short_name
 
 pytestmark = pytest.mark.browser
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -472,3 +473,93 @@ def test_widget_fields_resolve():
         names = [e["fieldName"] for e in encodings.get("fields", [])]
         names += [e["fieldName"] for k, e in encodings.items() if k != "fields"]
         assert set(names) <= fields, widget["name"]
+
+
+# --------------------------------------------------------------------------- every table declared
+
+
+GOLD_READ = re.compile(r"""(?:\bgold\(|"gold",\s*)"(\w+)"\)?""")
+
+
+def tables_read_by(*modules: str) -> set[str]:
+    """The gold table keys a module of nyc911lib reads (`gold("x")`, `read_table(..., "gold", "x")`)."""
+    found = set()
+    for module in modules:
+        source = (REPO / "nyc911lib" / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8")
+        found.update(GOLD_READ.findall(source))
+    return found
+
+
+@pytest.fixture
+def declared(tmp_path, monkeypatch) -> dict[str, dict]:
+    """Every dataset the bundle's pipeline sources declare, by name, as Databricks would see them:
+    each source run with a stand-in `dlt` module (recording the declarations) and the pipeline's
+    configuration, its landing volume holding the sample."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from nyc911lib import write_sample  # noqa: PLC0415
+    from nyc911lib.run.declarative import EXPECTATION_DECORATORS  # noqa: PLC0415
+
+    path, pipeline = the_resource("pipelines")
+    landing = tmp_path / "landing"
+    write_sample(landing / "20260105T000000000000Z__sample__nyc911_sample.csv")
+    conf = {
+        **pipeline["configuration"],
+        "nyc911.params": str(REPO / "params" / "default.yaml"),
+        "nyc911.catalog": databricks_env()["catalog"],
+        "nyc911.landing_dir": str(landing),
+    }
+    datasets: dict[str, dict] = {}
+
+    def dataset(**options):
+        return lambda query: datasets.setdefault(options["name"], options)
+
+    def expectation(name):
+        return lambda rules: lambda query: datasets.setdefault(f"expectations:{name}", rules) and query
+
+    dlt = SimpleNamespace(
+        materialized_view=dataset,
+        temporary_view=dataset,
+        **{name: expectation(name) for name in EXPECTATION_DECORATORS.values()},
+    )
+    spark = SimpleNamespace(conf=SimpleNamespace(get=lambda key, default=None: conf.get(key, default)))
+    monkeypatch.setitem(__import__("sys").modules, "dlt", dlt)
+    monkeypatch.setenv("NYC911_ENVIRONMENT", "databricks")  # run_config sets it for its process
+    for lib in pipeline["libraries"]:
+        runpy.run_path(str(resolve(path.parent, lib["file"]["path"])), init_globals={"spark": spark})
+    return datasets
+
+
+def test_the_pipeline_declares_every_table_of_params(declared):
+    env = databricks_env()
+    expected = {
+        f"{env['catalog']}.{env['schemas'][layer]}.{name}"
+        for layer, names in params()["tables"].items()
+        for name in names.values()
+    }
+    assert {name for name in declared if name.count(".") == 2} == expected
+
+
+def test_the_pipeline_declares_what_the_dashboard_report_and_alerts_read(declared):
+    env = databricks_env()
+    gold = params()["tables"]["gold"]
+    read = {
+        "dashboard": {
+            n.replace("`", "") for w, n in used_table_names() if w.endswith(".json") or ".json:" in w
+        },
+        # `nyc911 alerts` reads gold through report.build's latest_alerts.
+        "report and alerts": {
+            f"{env['catalog']}.{env['schemas']['gold']}.{gold[k]}"
+            for k in tables_read_by("report.build", "report.alerts")
+        },
+    }
+    assert read["dashboard"] and len(read["report and alerts"]) >= 10
+    for reader, names in read.items():
+        assert names <= set(declared), f"{reader} reads tables the pipeline does not declare"
+
+
+def test_the_pipeline_enforces_the_quality_rules_as_expectations(declared):
+    rules = yaml.safe_load((REPO / "params" / "quality_rules.yaml").read_text(encoding="utf-8"))
+    names = {r["name"] for r in rules["quality_rules"]}
+    declared_rules = {n for k, by_name in declared.items() if k.startswith("expectations:") for n in by_name}
+    assert declared_rules == names

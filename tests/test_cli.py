@@ -78,7 +78,7 @@ def _no_agency(tmp_path: Path) -> Path:
     ("make_source", "message"),
     [
         (lambda d: d / "missing.csv", "source file not found: {src}"),
-        (_empty, "source file is empty: {src}"),
+        (_empty, "source file {src} is empty"),
         (_no_agency, "{src}: missing required columns ['agency', 'of_incidents_calculated'"),
     ],
 )

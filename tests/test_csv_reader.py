@@ -1,4 +1,4 @@
-"""The embedded engine's bronze reader (`nyc911lib.csv_reader`) gives the Spark reader's rows.
+"""The embedded engine's bronze reader (`nyc911lib.io.csv_reader`) gives the Spark reader's rows.
 
 Every expected value below was established by running the Spark path (binaryFile,
 `lines_of_files`, `from_csv` in PERMISSIVE mode) on the same bytes; the `spark` tests run it again
@@ -17,15 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from nyc911lib.csv_reader import (
-    MAX_FIELDS,
-    Export,
-    _strict_csv,
-    _Univocity,
-    bronze_table,
-    read_export,
-)
 from nyc911lib.errors import SourceError
+from nyc911lib.io.csv_reader import Export, bronze_table, read_export
+from nyc911lib.io.univocity import MAX_FIELDS, Univocity, strict_csv
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_2025 = SHARED_DATA / "nyc911_e2e_through_2025-12-22.csv"
@@ -276,11 +270,11 @@ def test_the_fast_paths_agree_with_the_univocity_port():
     checked = 0
     for _ in range(20000):
         line = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
-        port = _Univocity()
+        port = Univocity()
         port.started = True
         port.history.append(line)
         expected = port.parse_line(line, 0)
-        fast = line.split(",") if '"' not in line else _strict_csv(line)
+        fast = line.split(",") if '"' not in line else strict_csv(line)
         if fast is not None:
             checked += 1
             assert fast == expected, repr(line)
@@ -324,8 +318,8 @@ def _spark_rows(spark, paths: list[Path]) -> dict[Path, tuple[list[str], list[st
     collected timestamp would be in the local time zone)."""
     import pyspark.sql.functions as F  # noqa: PLC0415
 
-    from nyc911lib.bronze import bronze_from_numbered_lines, lines_of_files  # noqa: PLC0415
     from nyc911lib.schema import parse_header_line  # noqa: PLC0415
+    from nyc911lib.transforms.bronze import bronze_from_numbered_lines, lines_of_files  # noqa: PLC0415
 
     whole = spark.read.format("binaryFile").load([p.resolve().as_uri() for p in paths])
     name = F.url_decode(F.regexp_extract(F.col("path"), r"([^/]+)$", 1))  # as the pipeline names files

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from nyc911lib.data_quality import data_quality_batches, data_quality_rules
-from nyc911lib.pipeline import INGEST_LOG_SCHEMA
+from nyc911lib.run.registry import INGEST_LOG_FILES
+from nyc911lib.transforms.data_quality import data_quality_batches, data_quality_rules
 
 T0 = dt.datetime(2026, 1, 5, 10, 0)
 ACCOUNTING_SCHEMA = (
@@ -25,7 +25,7 @@ def test_data_quality_batches_accounts_every_file(spark):
             ("b2", "/l/b.csv", "file", "s1", 10, "duplicate", "b1", T0, 0),
             ("b3", "/l/c.csv", "live", "s3", 10, "ingested", None, T0, 50),
         ],
-        INGEST_LOG_SCHEMA,
+        INGEST_LOG_FILES + ", rows BIGINT",
     )
     accounting = spark.createDataFrame(
         [
@@ -47,7 +47,7 @@ def test_data_quality_batches_accounts_every_file(spark):
 
 def test_data_quality_batches_flags_unaccounted_rows(spark):
     entry = ("b1", "/l/a.csv", "file", "s1", 10, "ingested", None, T0, 100)
-    log = spark.createDataFrame([entry], INGEST_LOG_SCHEMA)
+    log = spark.createDataFrame([entry], INGEST_LOG_FILES + ", rows BIGINT")
     accounting = spark.createDataFrame([("r1", T0, "b1", 99, 96, 0, 0, 3, 0)], ACCOUNTING_SCHEMA)
     (row,) = data_quality_batches(log, accounting).collect()
     assert row.rows_accounted is False

@@ -1,13 +1,16 @@
-"""One definition, two local runners, the same gold; and the quality rules on both kinds of engine.
+"""One registry, every runner: the declarative runner builds every table the incremental runners
+build, with the same rows.
 
-End to end: the declarative pipeline (open-source Spark Declarative Pipelines: `spark-pipelines
-run` through pipelines/run_local.py, on a copy of pipelines/spark-pipeline.yml pointing at
-temporary folders) and the papermill path (nyc911lib.pipeline: ingest_bronze, build_silver,
-build_gold) run on the same built-in sample (the papermill path on the duckdb engine, in a process of its own,
-beside the declarative run); every gold table must be equal row for row (floats to a relative 1e-9,
-as between the engines: they add the same numbers in another order), and the silver rows and the
-quarantine exactly. Nothing is skipped:
-an engine that cannot run here fails the test.
+End to end: `nyc911 run --runner declarative` (open-source Spark Declarative Pipelines, every table
+a materialized view rebuilt from the landed files) on the built-in sample and on the two real
+exports (two publications: the later restates the earlier), and the incremental path (`nyc911 run
+--runner inline`, the layer functions the notebooks call) on the same landed files, in a process
+of the duckdb engine beside it (tests/test_parity.py proves its tables equal the spark engine's),
+the real exports in two runs so silver MERGEs the second publication into the first. Every table
+of every layer must be equal (tests/engine_runs.py `diff_tables`: types, row counts, rows, floats to
+1e-9 relative; paths, wall-clock times and run ids aside), and `nyc911 report` / `nyc911 alerts`
+read the declarative warehouse as any other. Nothing is skipped: an engine that cannot run here
+fails the test (the real exports are skipped only when ../shared/data is absent).
 
 Without a pipelines engine: on an engine with expectations (Databricks) the rules are declared as
 expectations with the same meaning; without (open source) they act inside the query.
@@ -24,114 +27,165 @@ from types import SimpleNamespace
 
 import pyspark.sql.functions as F
 import pytest
-import yaml
-from engine_runs import start_runs, wait_runs
-from pyspark.testing import assertDataFrameEqual
+from conftest import REAL_2023, REAL_2025, real_export
+from engine_runs import diff_tables, land_as, run_env, start_runs, table_paths, wait_runs
 
-from nyc911lib import (
-    QualityRule,
-    read_table,
-    write_sample,
-)
-from nyc911lib.datasets import (
-    DATASETS,
+from nyc911lib import QualityRule, load_params, write_sample
+from nyc911lib.run.declarative import (
     EXPECTATION_DECORATORS,
     Pipeline,
     RunConfig,
     apply_quality_rules,
-    dataset_name,
-    source_file,
+    landed,
 )
+from nyc911lib.run.registry import REGISTRY, entry
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINES = REPO / "pipelines"
-RUN_LOCAL = PIPELINES / "run_local.py"
-SDP_TIMEOUT_S = 600
-# Lineage that names the run, not the data: a new batch id and ingestion time on every run.
-PER_RUN_COLUMNS = ("_batch_id", "_ingested_at", "_source_file")  # the papermill path reads its landed copy
-GOLD = [d.key for d in DATASETS if d.layer == "gold"]
+RUN_TIMEOUT_S = 900
+SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
+REAL_NAMES = (
+    "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv",
+    "20260112T000000000000Z__file__nyc911_e2e_through_2025-12-22.csv",
+)
+TABLES = sorted(table_paths(REPO))  # `layer.table` of every table params name
 
 
-def spec_for(spec_dir: Path, params_file: Path, source: Path, storage: Path) -> Path:
-    """A copy of the repo's spec, with its transformations, for this run's source and folders."""
-    spec = yaml.safe_load((PIPELINES / "spark-pipeline.yml").read_text(encoding="utf-8"))
-    spec["storage"] = storage.as_uri()
-    spec["configuration"].update(
-        {"nyc911.params": str(params_file), "nyc911.source": str(source), "nyc911.source_kind": "sample"}
+def nyc911(*args: str, log_dir: Path) -> subprocess.CompletedProcess:
+    """`nyc911 ...` in a process of its own (its engine is its own business)."""
+    cmd = [sys.executable, "-m", "nyc911lib.run.cli", *args]
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, env=run_env(log_dir)
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not finish within {RUN_TIMEOUT_S} s: {' '.join(cmd)}")
+    return done
+
+
+def declarative_run(warehouse: Path, log_dir: Path) -> None:
+    done = nyc911(
+        "run",
+        "--runner",
+        "declarative",
+        "--warehouse",
+        str(warehouse),
+        "--params",
+        str(params_for(warehouse)),
+        log_dir=log_dir,
     )
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "transformations").symlink_to(PIPELINES / "transformations", target_is_directory=True)
-    path = spec_dir / "spark-pipeline.yml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+
+def params_for(warehouse: Path) -> Path:
+    """A params file whose reports go beside the warehouse (never into the repository)."""
+    text = (REPO / "params" / "default.yaml").read_text(encoding="utf-8")
+    folder = warehouse.parent / f"{warehouse.name}-params"
+    folder.mkdir(exist_ok=True)
+    for name in ("sla_rules.yaml", "quality_rules.yaml"):
+        (folder / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    text = text.replace("reports_dir: ../reports", f"reports_dir: {warehouse}-reports")
+    path = folder / "default.yaml"
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def run_declarative(spec: Path, warehouse: Path) -> Path:
-    """`spark-pipelines run` on the spec; the folder holding the tables it wrote."""
-    cmd = [sys.executable, str(RUN_LOCAL), "--spec", str(spec), "--warehouse", str(warehouse)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=SDP_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"spark-pipelines run did not finish within {SDP_TIMEOUT_S} s: {' '.join(cmd)}")
-    if done.returncode != 0:
-        output = "\n".join(
-            line for line in (done.stdout + done.stderr).splitlines() if not line.startswith("\tat ")
-        )
-        pytest.fail(f"spark-pipelines run failed (exit {done.returncode}):\n{output[-4000:]}")
-    return warehouse / "spark-warehouse"
-
-
 @pytest.fixture(scope="module")
-def runs(params, tmp_path_factory):
-    """Both runners on the same sample: (params of the incremental pipeline's warehouse, folder
-    of the declarative tables). The incremental pipeline (`nyc911 run --runner inline`) runs on
-    the duckdb engine in a process of its own, beside `spark-pipelines run`: tests/test_parity.py
-    proves its tables equal the spark engine's, and it costs this process no Spark run."""
+def warehouses(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed files."""
     tmp = tmp_path_factory.mktemp("declarative")
-    sample = write_sample(tmp / "landing" / "nyc911_sample.csv")
-    papermill = params.with_warehouse(tmp / "papermill")
-    landed = [[str(sample), f"20260105T000000000000Z__sample__{sample.name}"]]
-    incremental = start_runs(
-        "duckdb", [{"warehouse": str(papermill.warehouse), "land": landed}], tmp / "logs"
+    sample = write_sample(tmp / "nyc911_sample.csv")
+    sources = {"sample": [(sample, SAMPLE_NAME)]}
+    if REAL_2023.is_file() and REAL_2025.is_file():
+        sources["real"] = [(real_export(REAL_2023), REAL_NAMES[0]), (real_export(REAL_2025), REAL_NAMES[1])]
+    steps = []
+    pairs = {}
+    for case, files in sources.items():
+        declarative, incremental = tmp / f"{case}-declarative", tmp / f"{case}-incremental"
+        for source, name in files:
+            land_as(source, declarative, name)
+            # One incremental run per publication: the second is MERGEd into the first.
+            steps.append({"warehouse": str(incremental), "land": [[str(source), name]]})
+        pairs[case] = (declarative, incremental)
+    reference = start_runs("duckdb", steps, tmp / "logs-incremental")
+    for case, (declarative, _) in pairs.items():
+        declarative_run(declarative, tmp / f"logs-{case}")
+    wait_runs(reference, timeout=RUN_TIMEOUT_S)
+    return pairs
+
+
+CASES = ["sample", "real"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("table", TABLES)
+def test_every_table_equals_the_incremental_runners(warehouses, case, table):
+    if case not in warehouses:
+        real_export(REAL_2025)  # skips, naming the missing folder
+    declarative, incremental = warehouses[case]
+    assert set(table_paths(declarative)) == set(table_paths(incremental)) == set(TABLES)
+    assert diff_tables(table_paths(declarative)[table], table_paths(incremental)[table]) == []
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_declarative_tables_are_published_links_of_one_run(warehouses, case):
+    if case not in warehouses:
+        real_export(REAL_2025)
+    declarative, _ = warehouses[case]
+    current = (declarative / "_declarative" / "current").resolve()
+    assert [p.name for p in (declarative / "_declarative" / "runs").iterdir()] == [current.parent.name]
+    for name, path in table_paths(declarative).items():
+        assert path.is_symlink() and path.resolve().parent == current, name
+
+
+def test_report_and_alerts_read_the_declarative_warehouse(warehouses, tmp_path):
+    declarative, incremental = warehouses["real" if "real" in warehouses else "sample"]
+    out = tmp_path / "report"
+    done = nyc911(
+        "report",
+        "--warehouse",
+        str(declarative),
+        "--params",
+        str(params_for(declarative)),
+        "--out",
+        str(out),
+        log_dir=tmp_path,
     )
-    spec = spec_for(tmp / "spec", params.source_file, sample, tmp / "sdp_storage")
-    sdp_tables = run_declarative(spec, tmp / "sdp")
-    wait_runs(incremental, timeout=600)
-    return papermill, sdp_tables
-
-
-def declarative_table(spark, runs, key):
-    papermill, sdp_tables = runs
-    path = sdp_tables / dataset_name(key, papermill)
-    assert (path / "_delta_log").is_dir(), f"no Delta table at {path}"
-    return spark.read.format("delta").load(str(path))
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("key", GOLD)
-def test_gold_table_equals_the_papermill_one(spark, runs, key):
-    expected = read_table(spark, runs[0], "gold", key)
-    assert expected.count() > 0
-    assertDataFrameEqual(declarative_table(spark, runs, key), expected, rtol=1e-9, atol=0)
-
-
-@pytest.mark.e2e
-def test_silver_rows_equal_the_papermill_ones(spark, runs):
-    expected = read_table(spark, runs[0], "silver", "e2e_weekly").drop(*PER_RUN_COLUMNS)
-    actual = declarative_table(spark, runs, "e2e_weekly").drop(*PER_RUN_COLUMNS)
-    assertDataFrameEqual(actual, expected, rtol=0, atol=0)
-
-
-@pytest.mark.e2e
-def test_quarantine_equals_the_papermill_one(spark, runs):
-    expected = read_table(spark, runs[0], "silver", "quarantine")
-    actual = declarative_table(spark, runs, "quarantine")
-    assert actual.count() == expected.count() > 0
-    reasons = ["_line_number", F.array_join("quarantine_reasons", ",").alias("reasons")]
-    assertDataFrameEqual(actual.select(reasons), expected.select(reasons))
-    assertDataFrameEqual(actual.drop(*PER_RUN_COLUMNS), expected.drop(*PER_RUN_COLUMNS), rtol=0, atol=0)
+    assert done.returncode == 0, done.stderr
+    built = json.loads((out / "kpi_summary.json").read_text(encoding="utf-8"))
+    expected = json.loads((Path(f"{incremental}-reports") / "kpi_summary.json").read_text(encoding="utf-8"))
+    for key in ("total_incidents", "first_week", "last_week", "rows", "agencies", "source_kinds"):
+        assert built[key] == expected[key], key
+    for key in ("avg_call_to_first_pickup_s", "sla_breach_incidents_pct", "sla_breach_rows_pct"):
+        assert built[key] == pytest.approx(expected[key], rel=1e-9), key
+    assert "Gold computed by the spark engine (declarative runner)" in (out / "kpi_report.html").read_text(
+        encoding="utf-8"
+    )
+    alerts = nyc911(
+        "alerts",
+        "--warehouse",
+        str(declarative),
+        "--params",
+        str(params_for(declarative)),
+        "--no-post",
+        "--out",
+        str(tmp_path / "alerts"),
+        log_dir=tmp_path,
+    )
+    reference = nyc911(
+        "alerts",
+        "--warehouse",
+        str(incremental),
+        "--params",
+        str(params_for(incremental)),
+        "--no-post",
+        "--out",
+        str(tmp_path / "alerts-ref"),
+        log_dir=tmp_path,
+    )
+    assert alerts.returncode == reference.returncode
+    assert alerts.stdout.splitlines()[:2] == reference.stdout.splitlines()[:2]
 
 
 def delta_metadata(table: Path) -> dict:
@@ -144,12 +198,13 @@ def delta_metadata(table: Path) -> dict:
     return [a["metaData"] for a in actions if "metaData" in a][-1]
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize("dataset", [d for d in DATASETS if d.stored], ids=lambda d: d.key)
-def test_declarative_tables_are_delta_with_comment_and_properties(runs, dataset):
-    metadata = delta_metadata(runs[1] / dataset_name(dataset.key, runs[0]))
-    assert metadata["description"] == dataset.comment
-    assert dict(dataset.table_properties).items() <= metadata["configuration"].items()
+@pytest.mark.parametrize("key", [e.key for e in REGISTRY if e.stored])
+def test_declarative_tables_have_the_registry_comment_and_properties(warehouses, key):
+    e = entry(key)
+    path = table_paths(warehouses["sample"][0])[f"{e.layer}.{load_params().tables[e.layer][key]}"]
+    metadata = delta_metadata(path)
+    assert metadata["description"] == e.comment
+    assert {"quality": e.layer, **e.table_properties}.items() <= metadata["configuration"].items()
 
 
 # --------------------------------------------------------------------------- quality rules, no engine
@@ -162,7 +217,7 @@ def evaluated(spark, params, tmp_path):
     """A small sample through bronze and the rule evaluation, with a `fail` rule that FDNY rows fail."""
     params = dataclasses.replace(params, quality_rules=(*params.quality_rules, NO_FDNY))
     sample = write_sample(tmp_path / "sample.csv", weeks=4)
-    run = RunConfig(params, source_file(params, str(sample)))
+    run = RunConfig(params, landed([sample], "sample"))
     rows = Pipeline(SimpleNamespace(), spark, run).from_source("e2e_evaluated").cache()
     yield run, rows
     rows.unpersist()
@@ -170,7 +225,7 @@ def evaluated(spark, params, tmp_path):
 
 def test_with_expectations_the_rules_are_declared_as_expectations(spark, evaluated):
     """What Databricks gets: every rule as an expectation of its action, meaning what it means in
-    nyc911lib.quality (NULL fails), and a query that leaves the dropping to the engine."""
+    nyc911lib.transforms.quality (NULL fails), and a query that leaves the dropping to the engine."""
     run, rows = evaluated
     declared: dict = {"expectations": {}}
 
@@ -187,7 +242,7 @@ def test_with_expectations_the_rules_are_declared_as_expectations(spark, evaluat
     )
     rows.createOrReplaceTempView("e2e_evaluated")
     try:
-        Pipeline(engine, spark, run).declare(next(d for d in DATASETS if d.key == "e2e_valid"))
+        Pipeline(engine, spark, run).declare(entry("e2e_valid"))
         assert declared["name"] == "e2e_valid"
         assert declared["query"]().count() == rows.count()
     finally:

@@ -1,4 +1,4 @@
-"""delta-rs under the duckdb engine (`nyc911lib.delta_rs.DeltaRsTables`): every `Tables` operation on
+"""delta-rs under the duckdb engine (`nyc911lib.io.delta_rs.DeltaRsTables`): every `Tables` operation on
 a SQLFrame DuckDB session, and interop with delta-spark.
 
 The unit tests use SQLFrame's DuckDB session directly (`sqlframe.duckdb.DuckDBSession`, which needs
@@ -27,10 +27,10 @@ import pytest
 from conftest import ENGINE
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from nyc911lib import delta_rs
-from nyc911lib.delta_rs import DeltaRsTables, conform_type, target_schema
 from nyc911lib.errors import EngineError
-from nyc911lib.tables import Commit, DateRange
+from nyc911lib.io import delta_rs
+from nyc911lib.io.delta_rs import DeltaRsTables, conform_type, target_schema
+from nyc911lib.io.tables import Commit, DateRange
 
 REPO = Path(__file__).resolve().parents[1]
 STEP = Path(__file__).resolve().parent / "delta_interop_step.py"

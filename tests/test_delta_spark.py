@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from nyc911lib.delta_spark import replace_predicate
-from nyc911lib.tables import DateRange
+from nyc911lib.io.delta_spark import replace_predicate
+from nyc911lib.io.tables import DateRange
 
 pytestmark = pytest.mark.spark
 

@@ -2,7 +2,7 @@
 
 A real `nyc911 run` (the default notebooks runner) is killed, its whole process tree at once (the
 CLI, the Jupyter kernel, a JVM: as a power cut would), at moments spread over a measured clean run
-(gold's writes included), and at the named points of nyc911lib.faults; then it is run again.
+(gold's writes included), and at the named points of nyc911lib.run.faults; then it is run again.
 Every silver and gold table must then equal a clean run's, and nothing be left to do. The duckdb
 engine runs every case; the spark engine (its own test process) one crash case, against clean
 references the duckdb engine makes (`references`).
@@ -26,10 +26,10 @@ from conftest import ENGINE, RUN_SPECIFIC, assert_same_rows, delta_frame, run_on
 from engine_runs import start_runs, wait_runs
 
 from nyc911lib import engine, read_table, run_layers
-from nyc911lib.cli import main
-from nyc911lib.faults import POINTS
+from nyc911lib.io.storage import table_exists, warehouse_lock
+from nyc911lib.run.cli import main
+from nyc911lib.run.faults import POINTS
 from nyc911lib.sample import write_sample
-from nyc911lib.storage import table_exists, warehouse_lock
 
 pytestmark = pytest.mark.e2e
 
@@ -336,7 +336,7 @@ def test_a_killed_run_leaves_no_stale_lock(params, tmp_path):
     code = (
         "import sys, time\n"
         "from nyc911lib import load_params\n"
-        "from nyc911lib.storage import warehouse_lock\n"
+        "from nyc911lib.io.storage import warehouse_lock\n"
         f"with warehouse_lock(load_params().with_warehouse({str(wh.warehouse)!r})):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(600)\n"

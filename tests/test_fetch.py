@@ -1,4 +1,4 @@
-"""nyc911lib.fetch against a real HTTP server on 127.0.0.1 that serves the real exports of
+"""nyc911lib.io.fetch against a real HTTP server on 127.0.0.1 that serves the real exports of
 ../shared/data (the portal CSV export and the SODA JSON API) and injects faults per request.
 
 Every fault ends either in a correct landed file or in a FetchError whose exact message is asserted,
@@ -36,17 +36,17 @@ from http_fixture_server import (
 )
 
 from nyc911lib.errors import ParamsError, SourceError
-from nyc911lib.fetch import (
+from nyc911lib.io.fetch import (
     FetchConfig,
     FetchError,
     api_resource_url,
     csv_export_url,
-    fetch_api,
     fetch_csv_export,
     landed_name,
 )
+from nyc911lib.io.fetch_api import fetch_api
+from nyc911lib.io.storage import read_source_header
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, sanitize_column_name
-from nyc911lib.storage import read_source_header
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXPORT = SHARED_DATA / "nyc911_e2e_through_2025-12-22.csv"
@@ -312,9 +312,9 @@ CSV_FAILURES = {
         message=": the response is an HTML page (Content-Type text/html), not a CSV export",
     ),
     "HTML page labelled text/csv": Case(
-        (replace_body(b"  \n" + HTML),), message=": the response is an HTML/XML page, not a CSV export"
+        (replace_body(b"  \n" + HTML),), message=": the export is an HTML/XML page, not a CSV export"
     ),
-    "empty body": Case((replace_body(b""),), message=": the response body is empty"),
+    "empty body": Case((replace_body(b""),), message=": the export is empty"),
     "header without Agency": Case(
         (rewrite_body(_without_agency_header),),
         message=f": missing required columns ['agency']; the file has {WITHOUT_AGENCY}",

@@ -25,7 +25,7 @@ REPORT_NOTEBOOK = REPO / "notebooks" / "04_kpi_report.ipynb"
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.lvdash.json"))
 PARAMS = yaml.safe_load((REPO / "params" / "default.yaml").read_text(encoding="utf-8"))
 
-# nyc911lib.storage helpers and the position of their `layer` argument.
+# nyc911lib.io.storage helpers and the position of their `layer` argument.
 LAYER_ARGUMENT = {"read_table": 2, "table_exists": 2, "write_table": 2, "table_name": 1}
 FROM_JOIN = re.compile(r"\b(?:FROM|JOIN)\s+([`\w][`\w.]*)", re.IGNORECASE)
 DOTTED_NAME = re.compile(r"^`?\w+`?(?:\.`?\w+`?){1,2}$")

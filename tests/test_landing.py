@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nyc911lib.errors import MixedSourcesError
-from nyc911lib.landing import (
+from nyc911lib.run.landing import (
     Holdings,
     check_new_publication,
     check_not_mixed,

@@ -3,16 +3,21 @@ the notebook does not have stops it (papermill itself only warns)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import papermill as pm
 import pytest
+from deltalake import DeltaTable
 
 from nyc911lib import notebook_args
 from nyc911lib.errors import ParamsError
-from nyc911lib.notebook import check_parameters, injected_parameters
-from nyc911lib.runner import KERNEL_NAME
+from nyc911lib.run.notebook import check_parameters, injected_parameters
+from nyc911lib.run.papermill_runner import KERNEL_NAME
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -87,3 +92,56 @@ def test_under_papermill_a_misspelled_parameter_stops_the_notebook_before_anythi
     ran = [c for c in cells if c.get("execution_count")]
     assert [c.metadata.get("tags", []) for c in ran[:2]] == [["parameters"], ["injected-parameters"]]
     assert len(ran) == 3  # the set-up cell was the last to run
+
+
+@pytest.fixture(scope="module")
+def silver_warehouse(tmp_path_factory) -> Path:
+    """A warehouse with bronze and silver of the sample (03_gold's input), built once."""
+    from conftest import run_once  # noqa: PLC0415
+
+    from nyc911lib import load_params, session  # noqa: PLC0415
+
+    params = load_params().with_warehouse(tmp_path_factory.mktemp("nb") / "warehouse")
+    run_once(session(), params)
+    return params.warehouse
+
+
+PAPERMILL = str(Path(sys.executable).parent / "papermill")
+BAD_DATE = "ParamsError: date_from must be a date as YYYY-MM-DD, got '2024-13-01'"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        (["-y", "date_from: 2024-01-01"], None),  # YAML reads a date (papermill#345)
+        (["-p", "date_from", "2024-01-01"], None),  # a string
+        (["-p", "date_from", "2024-13-01"], BAD_DATE),
+        (["-y", "date_from: 2024-13-01"], BAD_DATE),  # not a date to YAML either: a string
+    ],
+    ids=["yaml date", "string", "bad string", "bad yaml value"],
+)
+def test_under_papermill_dates_are_taken_as_strings_and_yaml_dates(silver_warehouse, tmp_path, given, error):
+    """The papermill command runs 03_gold with a gold range: a YAML date and its text both
+    recompute that range of gold; a bad value stops the notebook, naming the parameter and what
+    it accepts, before anything is written."""
+    gold = silver_warehouse / "gold" / "kpi_weekly"
+    before = DeltaTable(str(gold)).version() if gold.is_dir() else None
+    cmd = [
+        PAPERMILL, "03_gold.ipynb", str(tmp_path / "03_gold.ipynb"), "--no-progress-bar",
+        "-p", "warehouse", str(silver_warehouse), "-p", "reports_dir", str(tmp_path / "reports"),
+        "-p", "date_to", "2024-03-31", *given,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=NOTEBOOKS, capture_output=True, text=True, timeout=300, check=False)
+    if error:
+        assert done.returncode != 0
+        assert error in done.stderr.splitlines()
+        assert (DeltaTable(str(gold)).version() if gold.is_dir() else None) == before
+        return
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = DeltaTable(str(gold))
+    last = table.history(1)[0]
+    assert json.loads(last["userMetadata"])["scope"] == "range"  # a ranged rewrite, of these weeks:
+    assert "2024-01-01" in last["operationParameters"]["predicate"]
+    recomputed = table.to_pyarrow_table(columns=["week_start_date"]).column(0).to_pylist()
+    assert min(recomputed) == dt.date(2023, 1, 2)  # the other weeks are kept

@@ -21,13 +21,10 @@ from conftest import ENGINE, run_once, table_versions
 
 from nyc911lib import QualityRule, quarantine_rows, rule_metrics, typed_e2e, with_quality_results
 from nyc911lib.errors import QualityRuleError
-from nyc911lib.quality import (
-    DUCKDB_FUNCTIONS,
-    check_quality_rules,
-    schema_drift_metrics,
-    silver_rule_columns,
-)
+from nyc911lib.rules.allowlist import DUCKDB_FUNCTIONS
+from nyc911lib.rules.check import check_quality_rules, silver_rule_columns
 from nyc911lib.schema import BRONZE_SOURCE_NAMES
+from nyc911lib.transforms.quality import schema_drift_metrics
 
 pytestmark = pytest.mark.both
 

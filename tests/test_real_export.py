@@ -11,7 +11,7 @@ import pytest
 from conftest import REAL_2023, REAL_2025, assert_same_rows, real_export, run_once, table_versions
 
 from nyc911lib import read_table
-from nyc911lib.cli import main
+from nyc911lib.run.cli import main
 
 pytestmark = pytest.mark.e2e
 AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": "NYPD_NON_CIP"}

@@ -17,8 +17,8 @@ import pytest
 from conftest import agency_summary
 from plotly.offline import get_plotlyjs
 
-from nyc911lib import report
-from nyc911lib.report import (
+from nyc911lib.report import html as report
+from nyc911lib.report.html import (
     DATA_SOURCE,
     SYNTHETIC_BANNER,
     format_tile,
@@ -29,7 +29,7 @@ from nyc911lib.report import (
     report_summary_json,
     write_report,
 )
-from nyc911lib.report_sections import short_name
+from nyc911lib.report.sections import short_name
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 HOSTILE_NAMES = [

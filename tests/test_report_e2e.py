@@ -23,9 +23,10 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from nyc911lib import build_gold, build_report, cli, load_params, read_table
-from nyc911lib.browser import PNG_MAGIC, full_page_screenshot, headless_driver, page_check
-from nyc911lib.report_sections import short_name
+from nyc911lib import build_gold, build_report, load_params, read_table
+from nyc911lib.report.browser import PNG_MAGIC, full_page_screenshot, headless_driver, page_check
+from nyc911lib.report.sections import short_name
+from nyc911lib.run import cli
 from nyc911lib.sample import write_sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

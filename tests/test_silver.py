@@ -8,7 +8,7 @@ import pyspark.sql.functions as F
 import pytest
 
 from nyc911lib import latest_per_key, restatement_outcomes, typed_e2e
-from nyc911lib.silver import (
+from nyc911lib.transforms.silver import (
     canonical_agency,
     incident_priority,
     parse_incidents,

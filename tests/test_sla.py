@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from nyc911lib.config import SlaRule
-from nyc911lib.gold import kpi_weekly
-from nyc911lib.sla import sla_alerts, sla_breach_weekly, sla_rules_table
+from nyc911lib.transforms.gold import kpi_weekly
+from nyc911lib.transforms.sla import sla_alerts, sla_breach_weekly, sla_rules_table
 
 PICKUP = SlaRule(name="pickup_over_5s", metric="avg_call_to_first_pickup_s", threshold_s=5)
 TRAVEL_EMS = SlaRule(name="ems_travel_over_600s", metric="avg_travel_s", threshold_s=600, agencies=("EMS",))

@@ -7,19 +7,19 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import SourceError, load_params, table_name
-from nyc911lib.landing import land_file
-from nyc911lib.storage import has_commit, local_file, read_source_header
+from nyc911lib.io.storage import has_commit, local_file, read_source_header
+from nyc911lib.run.landing import land_file
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "source file is empty: {path}"),
-        (b"  \n\n", "source file is empty: {path}"),
-        (b"Week Start Date,Agency\n", "source file has a header but no data rows: {path}"),
+        (b"", "source file {path} is empty"),
+        (b"  \n\n", "source file {path} is empty"),
+        (b"Week Start Date,Agency\n", "source file {path} has a header but no data rows"),
         (
             b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>\n",
-            "source file is not a CSV export (it looks like an HTML/XML page): {path}",
+            "source file {path} is an HTML/XML page, not a CSV export",
         ),
     ],
 )

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from nyc911lib.trends import ALL_AGENCIES, kpi_agency_weekly, kpi_headline, kpi_monthly_priority
+from nyc911lib.transforms.trends import ALL_AGENCIES, kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 LATEST = dt.date(2025, 3, 3)  # a Monday
 SCHEMA = (

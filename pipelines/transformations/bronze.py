@@ -1,15 +1,12 @@
-"""Bronze of the declarative pipeline: the CSV export as received (`e2e_raw`).
+"""Bronze of the declarative pipeline: the registry's bronze entries, declared on the engine that
+imports this file (Databricks Lakeflow / DLT, or open-source Spark Declarative Pipelines).
 
-The export comes from the pipeline configuration `nyc911.source` (default: the built-in sample);
-run_config resolves, checks and identifies it, at the edge, before any dataset is declared.
-
-Every dataset is declared once in nyc911lib.datasets; this file only registers the bronze ones with
-the engine that imports it: Databricks Lakeflow / DLT or open-source Spark Declarative Pipelines.
+Every table is named once, in nyc911lib.run.registry; nyc911lib.run.declarative declares it.
 """
 
 from pyspark.sql import SparkSession
 
-from nyc911lib import Pipeline, layer_datasets, run_config
+from nyc911lib import declare_layer
 
 try:  # Databricks: `dlt` has the expectation decorators
     import dlt as dp
@@ -18,6 +15,4 @@ except ImportError:  # open-source Spark Declarative Pipelines (pyspark[pipeline
 
 session: SparkSession = spark  # noqa: F821 - the pipeline runtime defines `spark` for its sources
 
-pipeline = Pipeline(dp, session, run_config(session.conf.get))
-for dataset in layer_datasets("bronze"):
-    pipeline.declare(dataset)
+declare_layer(dp, session, "bronze")

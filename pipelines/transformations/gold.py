@@ -1,14 +1,12 @@
-"""Gold of the declarative pipeline: the KPI tables, computed by nyc911lib.gold as in the notebooks.
+"""Gold of the declarative pipeline: the registry's gold entries, declared on the engine that
+imports this file (Databricks Lakeflow / DLT, or open-source Spark Declarative Pipelines).
 
-The gold scope comes from `nyc911.date_from` / `nyc911.date_to` (default: every week).
-
-Every dataset is declared once in nyc911lib.datasets; this file only registers the gold ones with
-the engine that imports it: Databricks Lakeflow / DLT or open-source Spark Declarative Pipelines.
+Every table is named once, in nyc911lib.run.registry; nyc911lib.run.declarative declares it.
 """
 
 from pyspark.sql import SparkSession
 
-from nyc911lib import Pipeline, layer_datasets, run_config
+from nyc911lib import declare_layer
 
 try:  # Databricks: `dlt` has the expectation decorators
     import dlt as dp
@@ -17,6 +15,4 @@ except ImportError:  # open-source Spark Declarative Pipelines (pyspark[pipeline
 
 session: SparkSession = spark  # noqa: F821 - the pipeline runtime defines `spark` for its sources
 
-pipeline = Pipeline(dp, session, run_config(session.conf.get))
-for dataset in layer_datasets("gold"):
-    pipeline.declare(dataset)
+declare_layer(dp, session, "gold")

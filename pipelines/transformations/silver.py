@@ -1,16 +1,12 @@
-"""Silver of the declarative pipeline: typed rows, quality rules, one row per key, quarantine.
+"""Silver of the declarative pipeline: the registry's silver entries, declared on the engine that
+imports this file (Databricks Lakeflow / DLT, or open-source Spark Declarative Pipelines).
 
-On Databricks the quality rules become expectations on `e2e_valid`; on open-source Spark
-Declarative Pipelines (no expectations API) the same rules are applied inside its query. The
-rows failing a drop rule are their own dataset, `e2e_quarantine`, on both.
-
-Every dataset is declared once in nyc911lib.datasets; this file only registers the silver ones with
-the engine that imports it: Databricks Lakeflow / DLT or open-source Spark Declarative Pipelines.
+Every table is named once, in nyc911lib.run.registry; nyc911lib.run.declarative declares it.
 """
 
 from pyspark.sql import SparkSession
 
-from nyc911lib import Pipeline, layer_datasets, run_config
+from nyc911lib import declare_layer
 
 try:  # Databricks: `dlt` has the expectation decorators
     import dlt as dp
@@ -19,6 +15,4 @@ except ImportError:  # open-source Spark Declarative Pipelines (pyspark[pipeline
 
 session: SparkSession = spark  # noqa: F821 - the pipeline runtime defines `spark` for its sources
 
-pipeline = Pipeline(dp, session, run_config(session.conf.get))
-for dataset in layer_datasets("silver"):
-    pipeline.declare(dataset)
+declare_layer(dp, session, "silver")

@@ -1,6 +1,6 @@
 """Silver: typed, every duration in seconds, canonical agency and incident type, one row per key.
 
-Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.quality`) -> `latest_per_key`.
+Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.transforms.quality`) -> `latest_per_key`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from functools import reduce
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from nyc911lib.compat import lookup, names_where
 from nyc911lib.config import Params
-from nyc911lib.quality import is_quarantined, with_quality_results
 from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, SourceColumn
+from nyc911lib.transforms.compat import lookup, names_where
+from nyc911lib.transforms.quality import is_quarantined, with_quality_results
 
 LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
 _DATE_FORMATS = ("MM/dd/yyyy", "yyyy-MM-dd")  # portal CSV, SODA API (ISO, time part cut off)
@@ -161,7 +161,7 @@ def latest_per_key(df: DataFrame, key: Sequence[str] = NATURAL_KEY) -> DataFrame
 
 
 # Columns that only serve the quality evaluation and the ranking; no silver table keeps them.
-_EVALUATION_COLUMNS = (
+EVALUATION_COLUMNS = (
     "_rank",
     "_raw",
     "_corrupt_record",
@@ -175,14 +175,14 @@ _EVALUATION_COLUMNS = (
 def silver_rows(ranked: DataFrame) -> DataFrame:
     """The surviving row of every key, without the helper columns."""
     return ranked.where(F.col("_rank") == 1).drop(
-        *_EVALUATION_COLUMNS, "superseded_by_batch_id", "superseded_by_line_number"
+        *EVALUATION_COLUMNS, "superseded_by_batch_id", "superseded_by_line_number"
     )
 
 
 def superseded_rows(ranked: DataFrame) -> DataFrame:
     """Valid rows that lost to a newer row of the same key, with all their values: the earlier
     publications of a key (used for the row accounting and for restatements in gold)."""
-    return ranked.where(F.col("_rank") > 1).drop(*_EVALUATION_COLUMNS)
+    return ranked.where(F.col("_rank") > 1).drop(*EVALUATION_COLUMNS)
 
 
 # What a publication can revise for a key: a version differing in any of these is a restatement.
@@ -193,7 +193,9 @@ OUTCOMES = ("silver", "kept", "replaced", "superseded", "unchanged")
 
 
 def restatement_outcomes(
-    key: Sequence[str] = NATURAL_KEY, values: Sequence[str] = VALUE_COLUMNS
+    key: Sequence[str] = NATURAL_KEY,
+    values: Sequence[str] = VALUE_COLUMNS,
+    columns: Sequence[str] | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """Versions of keys -> each version's `outcome` when applied to silver in publication order.
 
@@ -208,6 +210,8 @@ def restatement_outcomes(
     - `unchanged`: a batch row identical to the version before it (a no-op: republished as is).
 
     Replaced and superseded rows get `superseded_by_batch_id`/`_line_number`: the version after them.
+    `columns`: the input's columns, when the caller knows them (a declarative pipeline on Spark
+    Connect cannot ask a frame for them while it declares it).
     """
 
     def transform(versions: DataFrame) -> DataFrame:
@@ -244,7 +248,10 @@ def restatement_outcomes(
             .when(last, "silver")
             .otherwise("superseded")
         )
-        return runs.withColumn("outcome", outcome).drop("_changed", "_run")
+        kept = columns if columns is not None else versions.columns
+        return runs.select(
+            *kept, "superseded_by_batch_id", "superseded_by_line_number", outcome.alias("outcome")
+        )
 
     return transform
 
@@ -266,10 +273,23 @@ ACCOUNTING_OUTCOMES = ("silver", "unchanged", "superseded")
 
 def batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
     """Per publication in a micro-batch: where each of its rows went, and how many silver rows it
-    replaced. rows_bronze = rows_silver + rows_unchanged + rows_superseded + rows_quarantined."""
+    replaced. rows_bronze = rows_silver + rows_unchanged + rows_superseded + rows_quarantined.
+
+    Counted as if the publications were applied one at a time, so the accounting does not depend
+    on how they were batched (a run per publication, a full refresh, or a declarative pipeline's
+    one pass over bronze): a row that a later publication of the same batch restates did become
+    silver's row (rows_silver) and that publication replaced it (rows_replaced), as when each
+    publication has a run of its own. `rows_superseded` is then a row a later line of the same
+    publication restates (a key given twice in one file).
+    """
+    restated_later = (F.col("outcome") == "superseded") & (
+        F.col("superseded_by_batch_id") != F.col("_batch_id")
+    )
     incoming = (
         outcomes.where(F.col("_origin") == 1)
-        .select("_batch_id", "outcome")
+        .select(
+            "_batch_id", F.when(restated_later, F.lit("silver")).otherwise(F.col("outcome")).alias("outcome")
+        )
         .unionByName(
             evaluated.where(is_quarantined(evaluated)).select(
                 "_batch_id", F.lit("quarantined").alias("outcome")
@@ -277,7 +297,7 @@ def batch_accounting(evaluated: DataFrame, outcomes: DataFrame) -> DataFrame:
         )
     )
     replaced = (
-        outcomes.where(F.col("outcome") == "replaced")
+        outcomes.where((F.col("outcome") == "replaced") | restated_later)
         .groupBy(F.col("superseded_by_batch_id").alias("_batch_id"))
         .agg(F.count(F.lit(1)).alias("rows_replaced"))
     )

@@ -1,6 +1,6 @@
 """Delta tables on the duckdb engine: delta-rs (`deltalake`) under SQLFrame on an in-process DuckDB.
 
-Implements `nyc911lib.tables.Tables` for local folders. A table is read as a pyarrow dataset of
+Implements `nyc911lib.io.tables.Tables` for local folders. A table is read as a pyarrow dataset of
 one version registered on the session's DuckDB connection (a DuckDB view per table id and
 version, so a frame read before a later commit keeps reading its own version); a frame is written
 as the Arrow of its DuckDB result, with its types made those both engines keep (see `conform`).
@@ -33,7 +33,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from nyc911lib.errors import EngineError
-from nyc911lib.tables import Commit, DateRange, Txn, metadata_of
+from nyc911lib.io.tables import Commit, DateRange, Txn, metadata_of
 
 BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delta write
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -176,7 +176,7 @@ class DeltaRsTables:
         return str(Path(name).absolute())
 
     def exists(self, name: str) -> bool:
-        from nyc911lib.storage import has_commit  # noqa: PLC0415 - storage calls this module
+        from nyc911lib.io.storage import has_commit  # noqa: PLC0415 - storage calls this module
 
         return has_commit(self._path(name))
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import http.client
-import io
 import itertools
 import json
 import logging
@@ -39,23 +38,21 @@ from typing import IO, Any, TypeVar
 
 from nyc911lib.config import FetchConfig
 from nyc911lib.errors import MissingColumnsError, SourceError
+from nyc911lib.io.exports import export_header
 from nyc911lib.io.http import Sleep, TransientError, retry_after_seconds, with_retries
-from nyc911lib.schema import BRONZE_SOURCE_NAMES, bronze_column_names, check_required_columns
+from nyc911lib.schema import bronze_column_names, check_required_columns
 
 log = logging.getLogger("nyc911")
 
-Record = dict[str, Any]
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 LANDED_PREFIX = "nyc911_e2e_"  # `nyc911 fetch` lands nyc911_e2e_<UTC stamp>.csv
 # A stable order for offset paging: the natural key, then the row id as the tie-breaker.
-API_ORDER = "week_start_date,agency,final_incident_type,:id"
 _CHUNK = 64 * 1024
-_PEEK = 64 * 1024
-_DETAIL_CHARS = 200
+DETAIL_CHARS = 200
 _URL_SAFE = "$,:*()'"
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _USER_AGENT = "nyc911lib-fetch/0.1 (Python urllib)"
 
 
@@ -84,24 +81,17 @@ def landed_name(now: dt.datetime | None = None) -> str:
     return f"{LANDED_PREFIX}{now:%Y%m%dT%H%M%SZ}.csv"
 
 
-def _query_url(base: str, params: Mapping[str, str | int]) -> str:
+def query_url(base: str, params: Mapping[str, str | int]) -> str:
     """`base?k=v&...`, percent-encoded but keeping SoQL's `$ , : * ( ) '` readable."""
     query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote, safe=_URL_SAFE)
     return f"{base}?{query}"
-
-
-def _since_params(since: dt.date | None) -> dict[str, str]:
-    """The `$where` watermark for weeks starting on or after `since` (none without it)."""
-    if since is None:
-        return {}
-    return {"$where": f"week_start_date >= '{since:%Y-%m-%d}T00:00:00'"}
 
 
 # --- HTTP with retries ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Client:
+class Client:
     """One fetch's settings: the config, the token (if any) and how to wait."""
 
     config: FetchConfig
@@ -113,12 +103,12 @@ class _Client:
         return text.replace(self.token, "***") if self.token else text
 
 
-def _client(config: FetchConfig, sleep: Sleep) -> _Client:
+def new_client(config: FetchConfig, sleep: Sleep) -> Client:
     token = os.environ.get(config.app_token_env, "").strip() or None
-    return _Client(config, token, sleep)
+    return Client(config, token, sleep)
 
 
-def _open(client: _Client, url: str) -> http.client.HTTPResponse:
+def open_url(client: Client, url: str) -> http.client.HTTPResponse:
     """Send one GET; transient failures raise TransientError, other HTTP errors FetchError."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if client.token:
@@ -137,7 +127,7 @@ def _open(client: _Client, url: str) -> http.client.HTTPResponse:
         raise _transport_error(client.config, exc) from None
 
 
-def _status_error(client: _Client, url: str, exc: urllib.error.HTTPError) -> Exception:
+def _status_error(client: Client, url: str, exc: urllib.error.HTTPError) -> Exception:
     status = f"HTTP {exc.code} {exc.reason}".strip()
     if exc.code in RETRY_STATUSES:
         return TransientError(status, retry_after=retry_after_seconds(exc.headers.get("Retry-After")))
@@ -145,10 +135,10 @@ def _status_error(client: _Client, url: str, exc: urllib.error.HTTPError) -> Exc
     return FetchError(f"GET {url} failed: {status}" + (f" ({detail})" if detail else ""))
 
 
-def _error_detail(client: _Client, exc: urllib.error.HTTPError) -> str:
+def _error_detail(client: Client, exc: urllib.error.HTTPError) -> str:
     """A short, token-free excerpt of an error body: a JSON `message`, else plain text (not HTML)."""
     try:
-        raw = exc.read(4 * _DETAIL_CHARS)
+        raw = exc.read(4 * DETAIL_CHARS)
     except (OSError, http.client.HTTPException):
         return ""
     text = raw.decode("utf-8", errors="replace").strip()
@@ -161,7 +151,7 @@ def _error_detail(client: _Client, exc: urllib.error.HTTPError) -> str:
     elif text.startswith("<"):
         return ""
     text = " ".join(client.redact(text).split())
-    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
+    return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 3] + "..."
 
 
 def _transport_error(config: FetchConfig, reason: object) -> TransientError:
@@ -170,7 +160,7 @@ def _transport_error(config: FetchConfig, reason: object) -> TransientError:
     return TransientError(f"connection failed: {reason}")
 
 
-def _retrying(client: _Client, url: str, attempt: Callable[[], T]) -> T:
+def retrying(client: Client, url: str, attempt: Callable[[], T]) -> T:
     """Run `attempt` until it succeeds, repeating it after transient failures (`io.http`)."""
     config = client.config
 
@@ -194,7 +184,7 @@ def _retrying(client: _Client, url: str, attempt: Callable[[], T]) -> T:
         raise FetchError(f"GET {url} failed after {attempts} {noun}: {failure}") from None
 
 
-def _read_body(config: FetchConfig, response: http.client.HTTPResponse, sink: IO[bytes]) -> int:
+def read_body(config: FetchConfig, response: http.client.HTTPResponse, sink: IO[bytes]) -> int:
     """Copy the body to `sink`; a stall, a lost connection or a short body raise TransientError."""
     size = 0
     while True:
@@ -229,25 +219,21 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
 # --- Validation -----------------------------------------------------------------------------------
 
 
-def _check_csv(path: Path, source: str) -> int:
+def check_csv(path: Path, source: str) -> int:
     """Check a downloaded export; return its data row count.
 
-    Refuses (FetchError) an empty body, an HTML page, missing required columns, a row whose field
-    count differs from the header's, a header without rows; a body that does not end with a newline
-    was cut off mid-row (TransientError).
+    Refuses (FetchError) what `exports.export_header` refuses (an empty body, an HTML page, a
+    header without rows), missing required columns and a row whose field count differs from the
+    header's; a body that does not end with a newline was cut off mid-row (TransientError).
     """
+    try:
+        export_header(path, f"{source}: the export")
+    except SourceError as exc:
+        raise FetchError(str(exc)) from None
     with path.open("rb") as fh:
-        head = fh.read(_PEEK).removeprefix(b"\xef\xbb\xbf").lstrip()
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 1))
-        last = fh.read(1)
-    if not head:
-        raise FetchError(f"{source}: the response body is empty")
-    if head.startswith(b"<"):
-        raise FetchError(f"{source}: the response is an HTML/XML page, not a CSV export")
-    if last != b"\n":
-        raise TransientError("the body is cut off mid-row (it does not end with a newline)")
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            raise TransientError("the body is cut off mid-row (it does not end with a newline)")
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             return _check_rows(csv.reader(fh, strict=True), source)
@@ -259,7 +245,7 @@ def _check_rows(reader: Any, source: str) -> int:
     """Required columns in the header, then every row with the header's field count."""
     try:
         header = [h.strip() for h in next(reader)]
-        _check_columns(source, bronze_column_names(header))
+        check_columns(source, bronze_column_names(header))
         rows = 0
         for row in reader:
             if not row:
@@ -276,7 +262,7 @@ def _check_rows(reader: Any, source: str) -> int:
     return rows
 
 
-def _check_columns(source: str, names: Sequence[str]) -> None:
+def check_columns(source: str, names: Sequence[str]) -> None:
     try:
         check_required_columns(source, names)
     except MissingColumnsError as exc:
@@ -287,7 +273,7 @@ def _check_columns(source: str, names: Sequence[str]) -> None:
 
 
 @contextmanager
-def _part_file(landing: Path, name: str) -> Iterator[Path]:
+def part_file(landing: Path, name: str) -> Iterator[Path]:
     """A fresh hidden `.<name>.part` in `landing`, removed on the way out whatever happens.
 
     A file-system error (folder not writable, disk full) becomes a FetchError.
@@ -316,7 +302,7 @@ def _reserve_part(landing: Path, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def _land(part: Path, landing: Path, name: str) -> Path:
+def land_part(part: Path, landing: Path, name: str) -> Path:
     """Publish `part` as `name` (or `<stem>_2.csv`, `_3`, ... if taken): atomic, never overwriting."""
     stem = name.removesuffix(".csv")
     for n in itertools.count(1):
@@ -353,184 +339,30 @@ def fetch_csv_export(
 ) -> Path:
     """Download the portal's CSV export into `landing_dir`; return the landed file.
 
-    The file is byte-for-byte what the portal sent, accepted only after `_check_csv`.
+    The file is byte-for-byte what the portal sent, accepted only after `check_csv`.
     Raises FetchError (and lands nothing) when the download fails or is refused.
     """
-    client = _client(config, sleep)
+    client = new_client(config, sleep)
     url = csv_export_url(config)
     landing, name = Path(landing_dir), landed_name(now)
     log.info("fetch: GET %s", url)
-    with _part_file(landing, name) as part:
-        rows = _retrying(client, url, lambda: _download_export(client, url, part))
-        landed = _land(part, landing, name)
+    with part_file(landing, name) as part:
+        rows = retrying(client, url, lambda: _download_export(client, url, part))
+        landed = land_part(part, landing, name)
     log.info("fetch: landed %s (%d rows, %d bytes)", landed, rows, landed.stat().st_size)
     return landed
 
 
-def _download_export(client: _Client, url: str, part: Path) -> int:
+def _download_export(client: Client, url: str, part: Path) -> int:
     """One attempt: stream the body into `part` (truncated first) and check it."""
-    with _open(client, url) as response:
+    with open_url(client, url) as response:
         content_type = response.headers.get_content_type()
-        if content_type in _HTML_TYPES:
+        if content_type in HTML_TYPES:
             raise FetchError(
                 f"GET {url}: the response is an HTML page (Content-Type {content_type}), not a CSV export"
             )
         with part.open("wb") as sink:
-            _read_body(client.config, response, sink)
+            read_body(client.config, response, sink)
             sink.flush()
             os.fsync(sink.fileno())
-    return _check_csv(part, f"GET {url}")
-
-
-# --- The SODA JSON API ----------------------------------------------------------------------------
-
-
-def fetch_api(
-    config: FetchConfig,
-    landing_dir: str | Path,
-    since: dt.date | None = None,
-    now: dt.datetime | None = None,
-    *,
-    sleep: Sleep = time.sleep,
-) -> Path | None:
-    """Download the dataset through the SODA API (weeks >= `since` only, if given) as a landed CSV.
-
-    Pages with `$limit`/`$offset` in `API_ORDER`; the header is the API field names (dataset
-    columns first, in the portal's order). With `since`, no matching rows is "nothing new": returns
-    None and lands nothing. Raises FetchError (and lands nothing) otherwise.
-    """
-    client = _client(config, sleep)
-    resource = api_resource_url(config)
-    where = _since_params(since)
-    expected = _api_count(client, resource, where)
-    if expected == 0:
-        if since is not None:
-            log.info("fetch: no rows with week_start_date >= %s; nothing landed", since)
-            return None
-        raise FetchError(f"GET {_query_url(resource, _count_params(where))}: the dataset has no rows")
-    fields, records = _api_records(client, resource, where, expected)
-    header = _api_header(fields, records)
-    _check_columns(f"GET {resource}", header)
-    landing, name = Path(landing_dir), landed_name(now)
-    with _part_file(landing, name) as part:
-        _write_records(part, header, records)
-        try:
-            rows = _check_csv(part, f"GET {resource}")
-        except TransientError as exc:  # cannot happen for a file written here; keep the contract anyway
-            raise FetchError(f"GET {resource}: {exc}") from None
-        landed = _land(part, landing, name)
-    log.info("fetch: landed %s (%d rows from the API)", landed, rows)
-    return landed
-
-
-def _count_params(where: Mapping[str, str]) -> dict[str, str]:
-    return {"$select": "count(*)", **where}
-
-
-def _api_count(client: _Client, resource: str, where: Mapping[str, str]) -> int:
-    """The number of matching rows (`$select=count(*)`), to check the paging against."""
-    url = _query_url(resource, _count_params(where))
-    log.info("fetch: GET %s", url)
-    page, _ = _retrying(client, url, lambda: _get_json_page(client, url))
-    values = list(page[0].values()) if len(page) == 1 else []
-    try:
-        if len(values) != 1:
-            raise ValueError
-        return int(str(values[0]))
-    except ValueError:
-        raise FetchError(
-            f"GET {url}: expected one count, got {client.redact(json.dumps(page))[:100]}"
-        ) from None
-
-
-def _api_records(
-    client: _Client, resource: str, where: Mapping[str, str], expected: int
-) -> tuple[list[str], list[Record]]:
-    """All matching records, page by page; the result must have exactly `expected` rows."""
-    fields: list[str] = []
-    records: list[Record] = []
-    while len(records) < expected:
-        params = {**where, "$order": API_ORDER, "$limit": client.config.page_size, "$offset": len(records)}
-        url = _query_url(resource, params)
-        log.info("fetch: GET %s", url)
-        page, page_fields = _retrying(client, url, lambda url=url: _get_json_page(client, url))
-        if not page:
-            break
-        fields = fields or page_fields
-        records.extend(page)
-    if len(records) != expected:
-        raise FetchError(
-            f"GET {resource}: the pages returned {len(records)} rows but the count query said {expected}; "
-            "the dataset changed during the download: try again"
-        )
-    return fields, records
-
-
-def _get_json_page(client: _Client, url: str) -> tuple[list[Record], list[str]]:
-    """One attempt at one page: a JSON list of objects, and the `X-SODA2-Fields` names if sent."""
-    body = io.BytesIO()
-    with _open(client, url) as response:
-        content_type = response.headers.get_content_type()
-        _read_body(client.config, response, body)
-        fields = _soda_fields(response.headers.get("X-SODA2-Fields"))
-    data = body.getvalue()
-    if not data.strip():
-        raise FetchError(f"GET {url}: the response body is empty")
-    if content_type in _HTML_TYPES or data.lstrip().startswith(b"<"):
-        raise FetchError(
-            f"GET {url}: the response is an HTML page (Content-Type {content_type}), not JSON records"
-        )
-    try:
-        page = json.loads(data)
-    except ValueError as exc:
-        where = f": {exc.msg} at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise TransientError(f"the body is not valid JSON (cut off?){where}") from None
-    return _check_page(client, url, page), fields
-
-
-def _check_page(client: _Client, url: str, page: object) -> list[Record]:
-    if not isinstance(page, list):
-        kind = "a JSON object" if isinstance(page, dict) else f"JSON {type(page).__name__}"
-        message = page.get("message") if isinstance(page, dict) else None
-        detail = f" ({client.redact(message)[:_DETAIL_CHARS]})" if isinstance(message, str) else ""
-        raise FetchError(f"GET {url}: expected a JSON list of records, got {kind}{detail}")
-    for i, record in enumerate(page):
-        if not isinstance(record, dict):
-            raise FetchError(f"GET {url}: record {i} is not a JSON object")
-    return page
-
-
-def _soda_fields(value: str | None) -> list[str]:
-    """The field names Socrata lists in `X-SODA2-Fields` (a JSON array), or [] if absent/invalid."""
-    try:
-        fields = json.loads(value) if value else []
-    except ValueError:
-        return []
-    return [f for f in fields if isinstance(f, str)] if isinstance(fields, list) else []
-
-
-def _api_header(fields: Sequence[str], records: Sequence[Record]) -> list[str]:
-    """Every field named by the API or present in a record (Socrata omits empty values), minus system
-    fields (`:id`, ...): the known source columns in the portal's order, then any new ones."""
-    seen = dict.fromkeys(fields)
-    for record in records:
-        seen.update(dict.fromkeys(record))
-    names = [n for n in seen if not n.startswith(":")]
-    known = [n for n in BRONZE_SOURCE_NAMES if n in seen]
-    return known + [n for n in names if n not in BRONZE_SOURCE_NAMES]
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _write_records(part: Path, header: Sequence[str], records: Sequence[Record]) -> None:
-    """The records as a CSV (RFC 4180 quoting, `\\n` line ends), fsynced."""
-    with part.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([_cell(record.get(name)) for name in header] for record in records)
-        fh.flush()
-        os.fsync(fh.fileno())
+    return check_csv(part, f"GET {url}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
-from nyc911lib.compat import lookup
-from nyc911lib.gold import incident_weighted_mean, pct
+from nyc911lib.transforms.compat import lookup
+from nyc911lib.transforms.gold import incident_weighted_mean, pct
 
 ALL_AGENCIES = "All agencies"
 # The metrics of the agency trends and the headline: (column, lower is better?) None = neutral.
@@ -54,7 +54,9 @@ def kpi_headline(agency_weekly: DataFrame) -> DataFrame:
         "metric",
         "value",
     )
-    current = long.join(latest, F.col("week_start_date") == F.col("latest_week")).drop("latest_week")
+    current = long.join(latest, F.col("week_start_date") == F.col("latest_week")).select(
+        "week_start_date", "agency", "metric", "value"
+    )
     history = long.select(
         "agency", "metric", F.col("week_start_date").alias("h_week"), F.col("value").alias("h_value")
     )

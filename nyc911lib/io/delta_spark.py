@@ -1,6 +1,6 @@
 """Delta tables on the spark engine: PySpark + delta-spark (locally, on a cluster, on Databricks).
 
-Implements `nyc911lib.tables.Tables`. A local table is a Delta folder; on Databricks the name is a
+Implements `nyc911lib.io.tables.Tables`. A local table is a Delta folder; on Databricks the name is a
 Unity Catalog `catalog.schema.table`.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib.tables import Commit, DateRange, Txn, metadata_of
+from nyc911lib.io.tables import Commit, DateRange, Txn, metadata_of
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TXN_CONFS = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
@@ -61,7 +61,7 @@ class DeltaSparkTables:
     def exists(self, name: str) -> bool:
         if _is_catalog_name(name):
             return self.spark.catalog.tableExists(name)
-        from nyc911lib.storage import has_commit  # noqa: PLC0415 - storage imports this module
+        from nyc911lib.io.storage import has_commit  # noqa: PLC0415 - storage imports this module
 
         return has_commit(name)
 

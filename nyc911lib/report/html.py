@@ -22,7 +22,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from nyc911lib.io.files import write_atomic
-from nyc911lib.report_sections import (
+from nyc911lib.report.sections import (
     MAX_NAME_CHARS,
     SECTION_CSS,
     ReportDetails,

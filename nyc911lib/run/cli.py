@@ -10,24 +10,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nyc911lib import engine, landing
-from nyc911lib.alerts import (
+from nyc911lib import engine
+from nyc911lib.config import Params, load_params, parse_date
+from nyc911lib.errors import Nyc911Error, one_line
+from nyc911lib.io.fetch import fetch_csv_export
+from nyc911lib.io.fetch_api import fetch_api
+from nyc911lib.io.storage import RUNNER_ENV, warehouse_lock
+from nyc911lib.report.alerts import (
     alerts_markdown,
     alerts_payload,
     post_webhook,
     webhook_url_from,
     write_alert_files,
 )
-from nyc911lib.config import Params, load_params, parse_date
-from nyc911lib.errors import Nyc911Error, one_line
-from nyc911lib.fetch import fetch_api, fetch_csv_export
-from nyc911lib.landing import ALLOW_MIXED_FLAG, land_source, plan_landing, warehouse_holdings
+from nyc911lib.run import landing
+from nyc911lib.run.landing import ALLOW_MIXED_FLAG, land_source, plan_landing, warehouse_holdings
+from nyc911lib.run.sdp import check_runner_fits, run_declarative
 from nyc911lib.sample import DEFAULT_SEED, DEFAULT_WEEKS, write_sample
-from nyc911lib.storage import RUNNER_ENV, warehouse_lock
 
 # The modules that import the engine's pyspark (`pipeline`, `reporting`) are imported inside the
 # commands, after `_start_engine` has fixed the engine of this process.
-RUNNERS = ("notebooks", "inline")
+RUNNERS = ("notebooks", "inline", "declarative")
 
 SUMMARY_LINES = (
     ("weeks", "{first_week} .. {last_week}"),
@@ -92,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         "--runner",
         choices=RUNNERS,
         help="notebooks: the four layer notebooks with papermill, executed copies in reports/runs/ "
-        "(default); inline: the same layer functions in this process",
+        "(default); inline: the same layer functions in this process; declarative: Spark Declarative "
+        "Pipelines (Java 17+), every table rebuilt from the landed files into a warehouse of its own "
+        "(--from/--to then limit gold to those weeks)",
     )
     fetch = sub.add_parser(
         "fetch",
@@ -205,7 +210,7 @@ def _report(args: argparse.Namespace) -> int:
     if date_from and date_to and date_from > date_to:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
     params = _gold_params(args, args.sla_rules)  # fixes the engine: reporting imports its pyspark
-    from nyc911lib.reporting import PDF_NAME, ReportScope, build_report  # noqa: PLC0415
+    from nyc911lib.report.build import PDF_NAME, ReportScope, build_report  # noqa: PLC0415
 
     scope = ReportScope(date_from, date_to, tuple(args.agencies) if args.agencies else None)
 
@@ -213,7 +218,7 @@ def _report(args: argparse.Namespace) -> int:
     html = build_report(engine.session(params=params), params, out_dir, scope)
     print(f"report: {html}")
     if args.format == "pdf" or args.chart_png:
-        from nyc911lib import browser  # noqa: PLC0415 - selenium is needed only here
+        from nyc911lib.report import browser  # noqa: PLC0415 - selenium is needed only here
 
         with browser.headless_driver() as driver:
             if args.format == "pdf":
@@ -226,7 +231,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     params = _gold_params(args)
-    from nyc911lib.reporting import latest_alerts  # noqa: PLC0415 - after the engine
+    from nyc911lib.report.build import latest_alerts  # noqa: PLC0415 - after the engine
 
     week, rows = latest_alerts(engine.session(params=params), params)
     payload = alerts_payload(
@@ -278,7 +283,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.warehouse:
         params = params.with_warehouse(args.warehouse)
     chosen = _start_engine(args, params)
-    from nyc911lib.pipeline import new_run_id  # noqa: PLC0415 - after the engine is fixed
+    from nyc911lib.run.layers import new_run_id  # noqa: PLC0415 - after the engine is fixed
+    from nyc911lib.run.registry import check_params_tables  # noqa: PLC0415
+
+    check_params_tables(params)
 
     date_from = parse_date(args.date_from, "--from")
     date_to = parse_date(args.date_to, "--to")
@@ -286,6 +294,7 @@ def _run(args: argparse.Namespace) -> int:
         raise Nyc911Error(f"--from {date_from} is after --to {date_to}")
     # Every check (the source's format, what the warehouse holds) runs before anything is written,
     # and again under the lock (another process may have landed something meanwhile).
+    check_runner_fits(params, runner)
     plan_landing(params, args.source, allow_mixed=args.allow_mixed)
     os.environ[RUNNER_ENV] = runner  # every commit records its engine and runner
     with warehouse_lock(params):
@@ -298,14 +307,17 @@ def _run(args: argparse.Namespace) -> int:
         what = f"{landed.kind} {landed.path.name}" if landed else "landed publications"
         where = params.warehouse or params.catalog
         print(f"nyc911 run {run_id}: {what} -> warehouse {where} ({chosen} engine, {runner} runner)")
-        if not (args.full_refresh or date_from or date_to) and _nothing_to_do(params):
+        if runner == "declarative":
+            print(f"tables: spark engine (Spark Declarative Pipelines); report: {chosen} engine")
+            summary, report = _run_declarative(params, run_id, date_from, date_to)
+        elif not (args.full_refresh or date_from or date_to) and _nothing_to_do(params):
             # Checked from the Delta logs: no engine session, no kernel, no notebook, no commit.
             print("nothing new: bronze, silver, gold and the report are current; nothing run or committed")
             summary, report = _reported_summary(params)
         elif runner == "inline":
             summary, report = _run_inline(params, run_id, args, date_from, date_to)
         else:
-            from nyc911lib.runner import run_notebooks  # noqa: PLC0415 - papermill: this runner only
+            from nyc911lib.run.papermill_runner import run_notebooks  # noqa: PLC0415 - papermill: this runner only
 
             result = run_notebooks(
                 {
@@ -334,16 +346,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_declarative(
+    params: Params, run_id: str, date_from: dt.date | None, date_to: dt.date | None
+) -> tuple[dict, Path]:
+    """Every table rebuilt by `spark-pipelines run` from the landed files, then the report."""
+    from nyc911lib.report.build import build_report  # noqa: PLC0415 - after the engine is fixed
+
+    engine.require_java()
+    scope = {"nyc911.date_from": date_from, "nyc911.date_to": date_to}
+    run_dir = run_declarative(params, run_id, {k: v.isoformat() for k, v in scope.items() if v})
+    print(f"declarative pipeline: {run_dir / 'spark-pipelines.log'}")
+    report = build_report(engine.session(params=params), params, params.reports_dir)
+    return _reported_summary(params)[0], report
+
+
 def _nothing_to_do(params: Params) -> bool:
     """Whether every layer and the report are current (`pipeline.nothing_to_do`, `report_is_current`)."""
-    from nyc911lib.pipeline import nothing_to_do  # noqa: PLC0415 - after the engine is fixed
-    from nyc911lib.reporting import report_is_current  # noqa: PLC0415
+    from nyc911lib.report.build import report_is_current  # noqa: PLC0415
+    from nyc911lib.run.layers import nothing_to_do  # noqa: PLC0415 - after the engine is fixed
 
     return nothing_to_do(params) and report_is_current(None, params, params.reports_dir)
 
 
 def _reported_summary(params: Params) -> tuple[dict, Path]:
-    from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME  # noqa: PLC0415 - after the engine is fixed
+    from nyc911lib.report.build import REPORT_NAME, SUMMARY_NAME  # noqa: PLC0415 - after the engine is fixed
 
     summary = json.loads((params.reports_dir / SUMMARY_NAME).read_text(encoding="utf-8"))
     return summary, params.reports_dir / REPORT_NAME
@@ -353,8 +379,8 @@ def _run_inline(
     params: Params, run_id: str, args: argparse.Namespace, date_from: dt.date | None, date_to: dt.date | None
 ) -> tuple[dict, Path]:
     """The layers in this process, with the engine's session; no notebooks."""
-    from nyc911lib.pipeline import run_layers  # noqa: PLC0415 - after the engine is fixed
-    from nyc911lib.reporting import REPORT_NAME, build_report, report_is_current  # noqa: PLC0415
+    from nyc911lib.report.build import REPORT_NAME, build_report, report_is_current  # noqa: PLC0415
+    from nyc911lib.run.layers import run_layers  # noqa: PLC0415 - after the engine is fixed
 
     spark = engine.session(params=params)
     outcome = run_layers(

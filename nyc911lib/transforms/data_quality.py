@@ -22,13 +22,15 @@ _ACCOUNTING_COLUMNS = (
 )
 
 
-def latest_log_entries(keys: Sequence[str], order: str = "evaluated_at") -> Callable[[DataFrame], DataFrame]:
-    """Keep the newest row of each `keys` in a run log. A batch replayed after a crash is logged
-    again under a new run; both entries hold the same counts, one is kept."""
+def latest_log_entries(
+    keys: Sequence[str], columns: Sequence[str], order: str = "evaluated_at"
+) -> Callable[[DataFrame], DataFrame]:
+    """The newest row of each `keys` in a run log, with `columns`. A batch replayed after a crash
+    is logged again under a new run; both entries hold the same counts, one is kept."""
 
     def transform(log: DataFrame) -> DataFrame:
         newest = F.row_number().over(Window.partitionBy(*keys).orderBy(F.col(order).desc()))
-        return log.withColumn("_newest", newest).where(F.col("_newest") == 1).drop("_newest")
+        return log.select(*columns, newest.alias("_newest")).where(F.col("_newest") == 1).select(*columns)
 
     return transform
 
@@ -40,18 +42,11 @@ def data_quality_batches(ingest_log: DataFrame, accounting: DataFrame) -> DataFr
     superseded or quarantine (rows_bronze = rows_landed); duplicates of an earlier publication
     add no rows, and a file silver has not processed yet has NULL counts.
     """
-    per_batch = accounting.transform(latest_log_entries(["batch_id"])).select(
-        "batch_id", *_ACCOUNTING_COLUMNS
-    )
-    files = ingest_log.transform(latest_log_entries(["batch_id", "source_file"], "ingested_at")).select(
-        "batch_id",
-        "source_file",
-        "source_kind",
-        "status",
-        "duplicate_of",
-        "ingested_at",
-        F.col("rows").alias("rows_landed"),
-    )
+    per_batch = accounting.transform(latest_log_entries(["batch_id"], ["batch_id", *_ACCOUNTING_COLUMNS]))
+    logged = ("batch_id", "source_file", "source_kind", "status", "duplicate_of", "ingested_at", "rows")
+    files = ingest_log.transform(
+        latest_log_entries(["batch_id", "source_file"], logged, "ingested_at")
+    ).withColumnRenamed("rows", "rows_landed")
     joined = files.join(per_batch, "batch_id", "left")
     return joined.withColumn(
         "rows_accounted",
@@ -65,6 +60,5 @@ def data_quality_rules(metrics: DataFrame) -> DataFrame:
     """silver.dq_metrics -> one row per publication x rule: the rule's action and how many rows
     failed it. A quarantined row can fail several `drop` rules, so per-rule counts may add up to
     more than the batch's quarantined rows."""
-    return metrics.transform(latest_log_entries(["batch_id", "rule"])).select(
-        "batch_id", "rule", "action", "condition", "rows_evaluated", "rows_failed"
-    )
+    columns = ("batch_id", "rule", "action", "condition", "rows_evaluated", "rows_failed")
+    return metrics.transform(latest_log_entries(["batch_id", "rule"], columns))

@@ -1,12 +1,12 @@
 """Reading landed files into bronze rows: I/O at the edge, one reader per engine, one contract.
 
-Both readers give the same bronze rows for the same file (the contract in `nyc911lib.csv_reader`,
+Both readers give the same bronze rows for the same file (the contract in `nyc911lib.io.csv_reader`,
 tested on the bad-input corpus and the real exports on both engines):
 
 - spark: Spark reads small files whole (binaryFile, hashed in Spark) and large ones in parallel
   line splits (text reader, hashed on the driver), then parses each line with `from_csv` in
-  PERMISSIVE mode (`nyc911lib.bronze`);
-- duckdb: Python reads the file and parses each line with the `csv` module (`nyc911lib.csv_reader`),
+  PERMISSIVE mode (`nyc911lib.transforms.bronze`);
+- duckdb: Python reads the file and parses each line with the `csv` module (`nyc911lib.io.csv_reader`),
   and DuckDB gets the rows as an Arrow table.
 
 Every header is checked before anything is written: one bad file stops the run with its name.
@@ -22,11 +22,13 @@ from pathlib import Path
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib import engine, landing, storage
-from nyc911lib.bronze import bronze_from_numbered_lines, lines_of_files, lines_of_text_file
+from nyc911lib import engine
 from nyc911lib.config import Params
 from nyc911lib.errors import SourceError
+from nyc911lib.io import storage
+from nyc911lib.run import landing
 from nyc911lib.schema import bronze_column_names, check_required_columns, parse_header_line
+from nyc911lib.transforms.bronze import bronze_from_numbered_lines, lines_of_files, lines_of_text_file
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,32 @@ class Publication:
     @property
     def source_file(self) -> str:
         return str(self.path)
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A landed file identified without reading its rows: for the declarative runners, whose
+    engine reads the rows itself."""
+
+    path: Path
+    kind: str
+    sha256: str
+    header: tuple[str, ...]
+    batch_id: str
+    bytes: int
+
+    @property
+    def source_file(self) -> str:
+        return str(self.path)
+
+
+def identify(path: Path, kind: str | None = None) -> LandedFile:
+    """A landed file's identity, after the checks every reader makes (exists, not empty, a CSV
+    with data rows and the required columns); `kind` overrides the one its name gives."""
+    header = storage.read_source_header(path)
+    sha256 = storage.file_sha256(path)
+    found_kind, batch_id = _identity(path, sha256, header)
+    return LandedFile(path, kind or found_kind, sha256, tuple(header), batch_id, path.stat().st_size)
 
 
 def _identity(path: Path, sha256: str, header: list[str]) -> tuple[str, str]:
@@ -67,7 +95,7 @@ def read_publications(
 def _read_duckdb(
     spark: SparkSession, params: Params, files: list[Path]
 ) -> tuple[list[Publication], list[DataFrame]]:
-    from nyc911lib.csv_reader import bronze_table, read_export  # noqa: PLC0415 - duckdb engine only
+    from nyc911lib.io.csv_reader import bronze_table, read_export  # noqa: PLC0415 - duckdb engine only
 
     publications, held = [], []
     for path in files:

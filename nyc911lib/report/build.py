@@ -13,14 +13,15 @@ import pandas as pd
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib import engine, storage
+from nyc911lib import engine
 from nyc911lib.config import Params
 from nyc911lib.errors import ParamsError
-from nyc911lib.gold import kpi_summary
-from nyc911lib.report import render_report_html, report_summary_json, write_report
-from nyc911lib.report_sections import ReportDetails
-from nyc911lib.sla import sla_rules_table
-from nyc911lib.trends import ALL_AGENCIES
+from nyc911lib.io import storage
+from nyc911lib.report.html import render_report_html, report_summary_json, write_report
+from nyc911lib.report.sections import ReportDetails
+from nyc911lib.transforms.gold import kpi_summary
+from nyc911lib.transforms.sla import sla_rules_table
+from nyc911lib.transforms.trends import ALL_AGENCIES
 
 REPORT_NAME = "kpi_report.html"
 SUMMARY_NAME = "kpi_summary.json"

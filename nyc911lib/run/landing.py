@@ -19,11 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nyc911lib import storage
 from nyc911lib.config import Params
 from nyc911lib.errors import MixedSourcesError, ParamsError
-from nyc911lib.fetch import LANDED_PREFIX as FETCHED_PREFIX
-from nyc911lib.fetch import fetch_csv_export
+from nyc911lib.io import storage
+from nyc911lib.io.fetch import LANDED_PREFIX as FETCHED_PREFIX
+from nyc911lib.io.fetch import fetch_csv_export
 from nyc911lib.io.files import copy_atomic
 from nyc911lib.sample import write_sample
 from nyc911lib.schema import bronze_column_names, check_required_columns

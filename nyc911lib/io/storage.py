@@ -7,12 +7,10 @@ name is the Unity Catalog table `<catalog>.<schema of layer>.<table>` (from para
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import errno
 import fcntl
 import hashlib
-import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -22,12 +20,11 @@ from typing import TYPE_CHECKING
 from nyc911lib import engine
 from nyc911lib.config import Params
 from nyc911lib.errors import ConcurrentRunError, ParamsError, SourceError
-from nyc911lib.tables import Commit, DateRange, Tables, Txn
+from nyc911lib.io.exports import export_header
+from nyc911lib.io.tables import Commit, DateRange, Tables, Txn
 
 if TYPE_CHECKING:  # the engine's classes (SQLFrame's or PySpark's): names for the annotations only
     from pyspark.sql import DataFrame, SparkSession
-
-_HEADER_PEEK_BYTES = 64 * 1024
 
 
 def table_name(params: Params, layer: str, key: str) -> str:
@@ -58,7 +55,7 @@ def has_commit(table_dir: str | Path) -> bool:
 
 
 def tables(spark: SparkSession | None = None) -> Tables:
-    """The Delta operations of this process's engine (`nyc911lib.tables.Tables`).
+    """The Delta operations of this process's engine (`nyc911lib.io.tables.Tables`).
 
     `spark=None` before any session exists gives a reader of local Delta logs (versions, table
     ids, commit metadata) with delta-rs, which reads what either engine writes: a run can tell
@@ -69,11 +66,11 @@ def tables(spark: SparkSession | None = None) -> Tables:
     backend = _BACKENDS.get(id(session))
     if backend is None:
         if engine.name() == "spark":
-            from nyc911lib.delta_spark import DeltaSparkTables  # noqa: PLC0415 - imports delta-spark
+            from nyc911lib.io.delta_spark import DeltaSparkTables  # noqa: PLC0415 - imports delta-spark
 
             backend = DeltaSparkTables(session)
         else:
-            from nyc911lib.delta_rs import DeltaRsTables  # noqa: PLC0415
+            from nyc911lib.io.delta_rs import DeltaRsTables  # noqa: PLC0415
 
             backend = DeltaRsTables(session)
         _BACKENDS[id(session)] = backend
@@ -88,7 +85,7 @@ class _LogReader:
     needs the engine's session."""
 
     def __getattr__(self, attribute: str):
-        from nyc911lib.delta_rs import DeltaRsTables  # noqa: PLC0415
+        from nyc911lib.io.delta_rs import DeltaRsTables  # noqa: PLC0415
 
         if attribute not in ("exists", "version", "last_commit", "table_id"):
             raise AttributeError(f"{attribute} needs the engine's session: call nyc911lib.session() first")
@@ -164,27 +161,14 @@ def file_sha256(path: Path) -> str:
 
 
 def read_source_header(path: str | Path) -> list[str]:
-    """The header of a CSV export, after checking the file exists, is not empty and has data rows.
-
-    Raises SourceError with the problem named (missing, empty, header only, not a CSV).
-    """
+    """The header of a CSV export, after checking the file exists and is an export
+    (`exports.export_header`). Raises SourceError with the problem named."""
     path = Path(path)
     if not path.exists():
         raise SourceError(f"source file not found: {path}")
     if not path.is_file():
         raise SourceError(f"source is not a file: {path}")
-    with path.open("rb") as fh:
-        head = fh.read(_HEADER_PEEK_BYTES)
-    if not head.strip():
-        raise SourceError(f"source file is empty: {path}")
-    text = head.decode("utf-8-sig", errors="replace")
-    lines = text.splitlines()
-    if text.lstrip().startswith("<"):
-        raise SourceError(f"source file is not a CSV export (it looks like an HTML/XML page): {path}")
-    header = next(csv.reader(io.StringIO(lines[0])))
-    if not any(line.strip() for line in lines[1:]):
-        raise SourceError(f"source file has a header but no data rows: {path}")
-    return [h.strip() for h in header]
+    return export_header(path, f"source file {path}")
 
 
 def read_source_lines(spark: SparkSession, path: str | Path) -> DataFrame:

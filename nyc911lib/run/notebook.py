@@ -88,9 +88,11 @@ def notebook_setup(**parameters: Any) -> tuple[SimpleNamespace, Any, Params]:
     if args.warehouse:
         params = params.with_warehouse(args.warehouse)
     spark = session(args.engine, params)
-    if not args.run_id:
-        from nyc911lib.pipeline import new_run_id  # noqa: PLC0415 - imports pyspark: after the session
+    from nyc911lib.run.layers import new_run_id  # noqa: PLC0415 - imports pyspark: after the session
+    from nyc911lib.run.registry import check_params_tables  # noqa: PLC0415
 
+    check_params_tables(params)
+    if not args.run_id:
         args.run_id = new_run_id()
     print(f"warehouse: {params.warehouse or params.catalog}")
     return args, spark, params

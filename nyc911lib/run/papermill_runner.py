@@ -24,11 +24,11 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
 from nyc911lib.errors import Nyc911Error, one_line
-from nyc911lib.reporting import REPORT_NAME, SUMMARY_NAME
+from nyc911lib.report.build import REPORT_NAME, SUMMARY_NAME
 
 NOTEBOOKS = ("01_bronze", "02_silver", "03_gold", "04_kpi_report")
 KERNEL_NAME = "python3"
-NOTEBOOKS_DIR = Path(os.environ.get("NYC911_NOTEBOOKS", Path(__file__).resolve().parent.parent / "notebooks"))
+NOTEBOOKS_DIR = Path(os.environ.get("NYC911_NOTEBOOKS", Path(__file__).resolve().parents[2] / "notebooks"))
 
 
 class NotebookFailedError(Nyc911Error):

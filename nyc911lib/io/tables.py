@@ -1,10 +1,10 @@
 """The Delta table operations every engine provides, as one protocol.
 
-`nyc911lib.storage` names tables (a local folder or a Unity Catalog name) and calls these; each
+`nyc911lib.io.storage` names tables (a local folder or a Unity Catalog name) and calls these; each
 engine has one implementation:
 
-- `nyc911lib.delta_spark.DeltaSparkTables`: PySpark + delta-spark (local, a cluster, Databricks);
-- `nyc911lib.delta_rs.DeltaRsTables`: delta-rs (`deltalake`) under the embedded engine, SQLFrame
+- `nyc911lib.io.delta_spark.DeltaSparkTables`: PySpark + delta-spark (local, a cluster, Databricks);
+- `nyc911lib.io.delta_rs.DeltaRsTables`: delta-rs (`deltalake`) under the embedded engine, SQLFrame
   on an in-process DuckDB, for local folders only.
 
 Both read and write the same Delta tables: one engine's table is read, appended to and merged by

@@ -13,9 +13,21 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from nyc911lib.config import SlaRule
-from nyc911lib.gold import pct
+from nyc911lib.transforms.gold import pct
 
 SERIES = ("rule", "agency", "incident_type")
+# The columns of a breach row (`_breaching_rows`), named here so no transform asks a frame for its
+# columns: a declarative pipeline on Spark Connect cannot analyse a plan while declaring it.
+ALERT_COLUMNS = (
+    "rule",
+    "metric",
+    "agency",
+    "incident_type",
+    "week_start_date",
+    "observed_s",
+    "threshold_s",
+    "incidents_affected",
+)
 
 
 def _breaching_rows(weekly: DataFrame, rule: SlaRule) -> DataFrame:
@@ -32,17 +44,17 @@ def _breaching_rows(weekly: DataFrame, rule: SlaRule) -> DataFrame:
 
 
 def with_breach_streaks(alerts: DataFrame) -> DataFrame:
-    """Add `streak_start_week` and `streak_weeks` to breach rows: the first week of the run of
-    consecutive weekly breaches (same rule, agency and incident type) that a row belongs to, and
-    how many weeks that run has lasted up to and including the row's week. A week without a
-    breach (or without data) ends a streak."""
+    """Breach rows (ALERT_COLUMNS) -> the same with `streak_start_week` and `streak_weeks`: the
+    first week of the run of consecutive weekly breaches (same rule, agency and incident type)
+    that a row belongs to, and how many weeks that run has lasted up to and including the row's
+    week. A week without a breach (or without data) ends a streak."""
     ordered = Window.partitionBy(*SERIES).orderBy("week_start_date")
     # Gaps and islands: within a run of consecutive weeks, week - 7 * row_number is constant.
     island = F.date_sub(F.col("week_start_date"), (F.row_number().over(ordered) * 7).cast("int"))
     marked = alerts.withColumn("_island", island)
     streak = Window.partitionBy(*SERIES, "_island").orderBy("week_start_date")
     return marked.select(
-        *alerts.columns,
+        *ALERT_COLUMNS,
         F.min("week_start_date").over(streak).alias("streak_start_week"),
         F.row_number().over(streak).cast("int").alias("streak_weeks"),
     )
