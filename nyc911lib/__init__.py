@@ -31,9 +31,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "nyc911lib.report.alerts": (
         "alerts_markdown",
         "alerts_payload",
-        "post_webhook",
         "write_alert_files",
     ),
+    "nyc911lib.report.webhook": ("post_webhook",),
     "nyc911lib.transforms.anomalies": ("weekly_anomalies",),
     "nyc911lib.transforms.bronze": (
         "bronze_column_names",
@@ -120,7 +120,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "nyc911lib.transforms.silver": (
         "evaluate_bronze",
-        "latest_per_key",
         "restatement_outcomes",
         "typed_e2e",
     ),
@@ -184,7 +183,6 @@ __all__ = [
     "kpi_tiles",
     "kpi_weekly",
     "land_source",
-    "latest_per_key",
     "lines_of_files",
     "load_params",
     "monthly_figures",

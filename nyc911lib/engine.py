@@ -23,9 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nyc911lib.errors import EngineError, JavaNotFoundError
@@ -128,17 +126,6 @@ def connection() -> Any:
     if name() != "duckdb":
         raise EngineError(f"no DuckDB connection: this process runs the {name()} engine")
     return _state.connection
-
-
-def configure_duckdb(*, memory_limit: str | None = None, threads: int | None = None) -> None:
-    """DuckDB's memory limit and spill folder (it spills to disk beyond the limit) and threads."""
-    con = connection()
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    spill = Path(tempfile.gettempdir()) / f"nyc911-duckdb-{os.getuid()}"
-    con.execute(f"SET temp_directory = '{spill}'")
 
 
 def has_session() -> bool:

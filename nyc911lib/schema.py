@@ -130,3 +130,18 @@ def parse_header_line(line: str | None) -> list[str]:
     if not line:
         return []
     return [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]), [])]
+
+
+# The columns of a breach row of gold.sla_alerts before its streak (`transforms.sla`), named here so
+# no transform asks a frame for its columns (a declarative pipeline on Spark Connect cannot analyse
+# a plan while declaring it) and the alerts payload checks the same names (`report.alerts`).
+BREACH_COLUMNS = (
+    "rule",
+    "metric",
+    "agency",
+    "incident_type",
+    "week_start_date",
+    "observed_s",
+    "threshold_s",
+    "incidents_affected",
+)

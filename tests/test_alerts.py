@@ -24,16 +24,8 @@ from typing import Any
 import pytest
 
 from nyc911lib.errors import ParamsError
-from nyc911lib.report.alerts import (
-    MAX_WAIT_S,
-    WebhookResult,
-    alerts_markdown,
-    alerts_payload,
-    log_safe_url,
-    post_webhook,
-    webhook_url_from,
-    write_alert_files,
-)
+from nyc911lib.report.alerts import alerts_markdown, alerts_payload, write_alert_files
+from nyc911lib.report.webhook import MAX_WAIT_S, WebhookResult, log_safe_url, post_webhook, webhook_url_from
 
 WEEK = dt.date(2025, 12, 15)
 GENERATED = dt.datetime(2025, 12, 22, 6, 0, 0, tzinfo=dt.timezone.utc)

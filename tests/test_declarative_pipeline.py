@@ -162,30 +162,17 @@ def test_report_and_alerts_read_the_declarative_warehouse(warehouses, tmp_path):
     assert "Gold computed by the spark engine (declarative runner)" in (out / "kpi_report.html").read_text(
         encoding="utf-8"
     )
-    alerts = nyc911(
-        "alerts",
-        "--warehouse",
-        str(declarative),
-        "--params",
-        str(params_for(declarative)),
-        "--no-post",
-        "--out",
-        str(tmp_path / "alerts"),
-        log_dir=tmp_path,
-    )
-    reference = nyc911(
-        "alerts",
-        "--warehouse",
-        str(incremental),
-        "--params",
-        str(params_for(incremental)),
-        "--no-post",
-        "--out",
-        str(tmp_path / "alerts-ref"),
-        log_dir=tmp_path,
+    alerts, reference = (
+        alerts_of(warehouse, tmp_path / name) for warehouse, name in ((declarative, "a"), (incremental, "r"))
     )
     assert alerts.returncode == reference.returncode
     assert alerts.stdout.splitlines()[:2] == reference.stdout.splitlines()[:2]
+
+
+def alerts_of(warehouse: Path, out: Path) -> subprocess.CompletedProcess:
+    """`nyc911 alerts` on a warehouse (no webhook), its files in `out`."""
+    options = ["--warehouse", str(warehouse), "--params", str(params_for(warehouse))]
+    return nyc911("alerts", *options, "--no-post", "--out", str(out), log_dir=out.parent)
 
 
 def delta_metadata(table: Path) -> dict:

@@ -7,16 +7,14 @@ import datetime as dt
 import pyspark.sql.functions as F
 import pytest
 
-from nyc911lib import latest_per_key, restatement_outcomes, typed_e2e
+from nyc911lib import restatement_outcomes, typed_e2e
 from nyc911lib.transforms.silver import (
     canonical_agency,
     incident_priority,
     parse_incidents,
     parse_seconds,
     parse_week_start_date,
-    silver_rows,
     standard_incident_type,
-    superseded_rows,
 )
 
 
@@ -131,30 +129,6 @@ def test_typed_e2e_tolerates_a_missing_optional_column(spark, params, make_bronz
     typed = bronze.transform(typed_e2e(params.agency_codes, {}, "Unspecified")).first()
     assert typed.avg_fd_processing_s is None
     assert typed.incidents == 100
-
-
-def test_latest_row_per_key_wins_and_losers_are_recorded(spark, params, make_bronze):
-    early, late = dt.datetime(2026, 1, 1), dt.datetime(2026, 2, 1)
-    bronze = make_bronze(
-        {"_batch_id": "b1", "_ingested_at": early, "_line_number": 2, "of_incidents_calculated": "100"},
-        {"_batch_id": "b2", "_ingested_at": late, "_line_number": 5, "of_incidents_calculated": "120"},
-        {"_batch_id": "b2", "_ingested_at": late, "_line_number": 9, "of_incidents_calculated": "130"},
-        {"_batch_id": "b1", "_ingested_at": early, "agency": "FDNY"},
-    )
-    typed = bronze.transform(typed_e2e(params.agency_codes, {}, "Unspecified"))
-    ranked = latest_per_key(typed)
-    kept = silver_rows(ranked).orderBy("agency").collect()
-    assert [(r.agency, r.incidents, r._batch_id, r._line_number) for r in kept] == [
-        ("EMS", 130, "b2", 9),
-        ("FDNY", 100, "b1", 5),
-    ]
-    lost = superseded_rows(ranked).orderBy("_line_number").collect()
-    assert [
-        (r._batch_id, r._line_number, r.superseded_by_batch_id, r.superseded_by_line_number) for r in lost
-    ] == [
-        ("b1", 2, "b2", 9),
-        ("b2", 5, "b2", 9),
-    ]
 
 
 def _versions(spark, rows):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import SourceError, load_params, table_name
-from nyc911lib.io.storage import has_commit, local_file, read_source_header
+from nyc911lib.io.storage import has_commit, read_source_header
 from nyc911lib.run.landing import land_file
 
 
@@ -66,29 +66,6 @@ def test_land_file_copies_once_per_content(tmp_path):
     assert first.read_bytes() == source.read_bytes()
     assert land_file(source, landing, "file") == (first, False)
     assert sorted(p.name for p in landing.iterdir()) == [first.name]  # no .part file left behind
-
-
-@pytest.mark.parametrize(
-    ("uri", "local"),
-    [
-        ("file:/w/landing/a.csv", "/w/landing/a.csv"),
-        ("file:///w/landing/a.csv", "/w/landing/a.csv"),
-        ("/w/landing/a.csv", "/w/landing/a.csv"),
-        ("dbfs:/Volumes/nyc911/bronze/landing/a.csv", "/Volumes/nyc911/bronze/landing/a.csv"),
-    ],
-)
-def test_local_file_of_a_landed_uri(uri, local):
-    assert local_file(uri) == Path(local)
-
-
-def test_local_file_names_a_path_the_driver_cannot_open():
-    with pytest.raises(SourceError) as err:
-        local_file("s3://bucket/landing/a.csv")
-    assert str(err.value) == (
-        "s3://bucket/landing/a.csv: a file over performance.whole_file_max_mb is hashed on the driver "
-        "and must be on a local or mounted path (file:, /Volumes); "
-        "raise whole_file_max_mb to read it whole instead"
-    )
 
 
 @pytest.mark.parametrize(

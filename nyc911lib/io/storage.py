@@ -171,28 +171,9 @@ def read_source_header(path: str | Path) -> list[str]:
     return export_header(path, f"source file {path}")
 
 
-def read_source_lines(spark: SparkSession, path: str | Path) -> DataFrame:
-    """The physical lines of a source file, in order, as a one-column (`value`) DataFrame."""
-    return spark.read.text(str(Path(path).resolve()))
-
-
 def read_file_lines(spark: SparkSession, uri: str) -> DataFrame:
     """A landed file's lines (`value`) by Spark's text reader, split on LF, in parallel splits."""
     return spark.read.option("lineSep", "\n").text(uri)
-
-
-def local_file(uri: str) -> Path:
-    """The driver-side path of a landed file's URI (`file:` URIs, plain paths, and `dbfs:/Volumes`
-    paths, which Databricks mounts at /Volumes); a clear error for anything else."""
-    for prefix, root in (("file://", ""), ("file:", ""), ("dbfs:/Volumes/", "/Volumes/")):
-        if uri.startswith(prefix):
-            return Path(root + uri[len(prefix) :])
-    if uri.startswith("/"):
-        return Path(uri)
-    raise SourceError(
-        f"{uri}: a file over performance.whole_file_max_mb is hashed on the driver and must be on a "
-        "local or mounted path (file:, /Volumes); raise whole_file_max_mb to read it whole instead"
-    )
 
 
 def table_version(spark: SparkSession, params: Params, layer: str, key: str) -> int | None:

@@ -1,5 +1,5 @@
 """The report's edge: read the gold tables a report draws (limited to its scope) and write the
-HTML report and its summary JSON. Rendering is pure and lives in report.py / report_sections.py.
+HTML report and its summary JSON. Rendering is pure: report/html.py, sections.py, monitoring.py.
 """
 
 from __future__ import annotations

@@ -22,20 +22,22 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from nyc911lib.io.files import write_atomic
+from nyc911lib.report.monitoring import (
+    anomalies_html,
+    data_quality_html,
+    sla_alerts_html,
+    sla_figure,
+    sla_rules_html,
+)
 from nyc911lib.report.sections import (
     MAX_NAME_CHARS,
     SECTION_CSS,
     ReportDetails,
     agency_key_of,
-    anomalies_html,
-    data_quality_html,
     headline_html,
     missing,
     priority_figures,
     short_name,
-    sla_alerts_html,
-    sla_figure,
-    sla_rules_html,
 )
 
 DATA_SOURCE = "NYC Open Data, 911 End-to-End Data (t7p9-n9dy)"

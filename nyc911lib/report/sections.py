@@ -1,5 +1,6 @@
-"""The report's detail sections: latest-week headline, dispatch and travel trends by priority, SLA
-breaches and alerts, anomalies and data quality. Pure functions over small pandas frames read
+"""The report's detail sections: latest-week headline and dispatch and travel trends by priority,
+and the helpers every section uses (the SLA, anomaly and data-quality sections are
+`nyc911lib.report.monitoring`). Pure functions over small pandas frames read
 from gold; every string from the data is escaped here, every number formatted here.
 
 Agency filtering works on indexes, never on names: a table row carries `data-agency-row="<i>"`
@@ -194,7 +195,7 @@ def headline_html(headline: pd.DataFrame, key_of: AgencyKey, all_label: str) -> 
     return "".join(views)
 
 
-def _trace_name(*parts: Any) -> str:
+def trace_name(*parts: Any) -> str:
     return escape(" ".join(short_name(p) for p in parts if not missing(p)), quote=False)
 
 
@@ -223,7 +224,7 @@ def priority_figures(monthly_priority: pd.DataFrame, key_of: AgencyKey) -> list[
                         x=rows["month"].dt.strftime("%Y-%m-%d"),
                         y=y,
                         mode="lines",
-                        name=_trace_name(agency, priority_label(priority)),
+                        name=trace_name(agency, priority_label(priority)),
                         legendgroup=key_of(agency),
                         meta=key_of(agency),
                     )
@@ -238,193 +239,3 @@ def priority_figures(monthly_priority: pd.DataFrame, key_of: AgencyKey) -> list[
         )
         figures.append(fig)
     return figures
-
-
-def sla_figure(breach_weekly: pd.DataFrame, key_of: AgencyKey) -> go.Figure:
-    """Weekly SLA breach rate (% of incidents), one line per rule x agency."""
-    fig = go.Figure()
-    if not breach_weekly.empty:
-        data = breach_weekly.assign(week=pd.to_datetime(breach_weekly["week_start_date"]))
-        data = data.sort_values(["rule", "agency", "week"], kind="stable")
-        for (rule, agency), rows in data.groupby(["rule", "agency"], sort=False):
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["week"].dt.strftime("%Y-%m-%d"),
-                    y=pd.to_numeric(rows["breach_incidents_pct"], errors="coerce"),
-                    mode="lines",
-                    name=_trace_name(agency, f"({rule})"),
-                    meta=key_of(agency),
-                )
-            )
-    fig.update_layout(
-        title_text="Weekly SLA breach rate by rule and agency",
-        xaxis_title_text="Week",
-        yaxis_title_text="% of incidents",
-        legend_title_text="Agency (rule)",
-        height=380,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-    )
-    return fig
-
-
-def sla_rules_html(rules: pd.DataFrame) -> str:
-    """The SLA rules gold applied: metric, threshold and scope."""
-    rows = []
-    for _, r in rules.iterrows():
-        scope = [
-            f"{label}: {', '.join(map(str, as_list(r.get(column)))) or 'all'}"
-            for column, label in (("agencies", "agencies"), ("incident_types", "incident types"))
-        ]
-        rows.append(
-            (
-                ALL_KEY,
-                cell(str(r["rule"]))
-                + cell(str(r["metric"]))
-                + cell(fmt_number(r["threshold_s"], " s"), num=True)
-                + cell("; ".join(scope))
-                + cell("" if missing(r.get("description")) else str(r["description"])),
-            )
-        )
-    return table(
-        ("Rule", "Metric", "Threshold", "Scope", "Description"), rows, "No SLA rules are configured."
-    )
-
-
-def sla_alerts_html(alerts: pd.DataFrame, key_of: AgencyKey) -> str:
-    """The latest week's alerts, most incidents first."""
-    rows = []
-    if not alerts.empty:
-        ordered = alerts.sort_values(
-            ["incidents_affected", "agency", "incident_type", "rule"],
-            ascending=[False, True, True, True],
-            kind="stable",
-        )
-        for _, r in ordered.head(MAX_TABLE_ROWS).iterrows():
-            since = f"{fmt_date(r['streak_start_week'])} ({int(r['streak_weeks'])} wk)"
-            rows.append(
-                (
-                    key_of(r["agency"]),
-                    cell(str(r["rule"]))
-                    + name_cell(r["agency"])
-                    + name_cell(r["incident_type"])
-                    + cell(fmt_number(r["observed_s"], " s"), num=True)
-                    + cell(fmt_number(r["threshold_s"], " s"), num=True)
-                    + cell(fmt_number(r["incidents_affected"]), num=True)
-                    + cell(since),
-                )
-            )
-    more = len(alerts) - len(rows)
-    note = f'<p class="note">{more} more alerts are in gold.sla_alerts.</p>' if more > 0 else ""
-    headers = ("Rule", "Agency", "Incident type", "Observed", "Threshold", "Incidents", "Breaching since")
-    return table(headers, rows, "No SLA alert in the latest week.") + note
-
-
-def anomalies_html(anomalies: pd.DataFrame, key_of: AgencyKey) -> str:
-    """The anomalies in scope, newest week first, then the strongest."""
-    rows = []
-    if not anomalies.empty:
-        data = anomalies.assign(_abs=pd.to_numeric(anomalies["robust_z"], errors="coerce").abs())
-        data = data.sort_values(["week_start_date", "_abs"], ascending=[False, False], kind="stable")
-        for _, r in data.head(MAX_TABLE_ROWS).iterrows():
-            unit = None if r["metric"] == "incidents" else " s"
-            arrow = "▲ high" if r["direction"] == "high" else "▼ low"
-            rows.append(
-                (
-                    key_of(r["agency"]),
-                    cell(fmt_date(r["week_start_date"]))
-                    + name_cell(r["agency"])
-                    + name_cell(r["incident_type"])
-                    + cell(str(r["metric"]))
-                    + cell(fmt_number(r["observed"], unit), num=True)
-                    + cell(fmt_number(r["baseline_median"], unit), num=True)
-                    + cell(fmt_number(r["robust_z"], "", digits=1), num=True)
-                    + cell(arrow, css="neutral"),
-                )
-            )
-    more = len(anomalies) - len(rows)
-    note = f'<p class="note">{more} older or weaker anomalies are in gold.anomalies.</p>' if more > 0 else ""
-    headers = (
-        "Week",
-        "Agency",
-        "Incident type",
-        "Metric",
-        "Observed",
-        "Seasonal baseline",
-        "Score",
-        "Direction",
-    )
-    return table(headers, rows, "No anomaly in the date range.") + note
-
-
-RULE_OUTCOMES = {"drop": "quarantined", "warn": "kept, flagged", "fail": "run stopped"}
-
-
-def data_quality_html(details: ReportDetails, last_week: Any) -> str:
-    """Freshness, one row per landed file with where its rows went, and the rows failing each rule."""
-    batches, rules = details.dq_batches, details.dq_rules
-    parts = []
-    last_ingest = None if batches.empty else pd.to_datetime(batches["ingested_at"]).max()
-    fresh = f"Latest week in the data: {fmt_date(last_week)}. Last file ingested: " + (
-        NA if missing(last_ingest) else f"{last_ingest:%Y-%m-%d %H:%M} UTC"
-    )
-    if details.generated_at is not None and not missing(last_week):
-        week_end = pd.Timestamp(last_week).date() + dt.timedelta(days=6)
-        age = (details.generated_at.date() - week_end).days
-        fresh += f". The latest week ended {age} days before this report was generated"
-    parts.append(f"<p>{escape(fresh)}.</p>")
-    rows = []
-    if not batches.empty:
-        for _, r in batches.sort_values("ingested_at", kind="stable").iterrows():
-            accounted = NA if missing(r["rows_accounted"]) else ("yes" if bool(r["rows_accounted"]) else "no")
-            rows.append(
-                (
-                    ALL_KEY,
-                    name_cell(str(r["source_file"]).rsplit("/", 1)[-1])
-                    + cell(str(r["status"]))
-                    + cell(fmt_date(r["ingested_at"]))
-                    + "".join(
-                        cell(fmt_number(r[c]), num=True)
-                        for c in (
-                            "rows_landed",
-                            "rows_silver",
-                            "rows_unchanged",
-                            "rows_superseded",
-                            "rows_quarantined",
-                            "rows_replaced",
-                        )
-                    )
-                    + cell(accounted),
-                )
-            )
-    headers = (
-        "File",
-        "Status",
-        "Ingested",
-        "Rows",
-        "New or revised",
-        "Unchanged",
-        "Superseded",
-        "Quarantined",
-        "Replaced in silver",
-        "All rows accounted",
-    )
-    parts.append(table(headers, rows, "No file has been ingested."))
-    failing = rules[pd.to_numeric(rules["rows_failed"], errors="coerce") > 0] if not rules.empty else rules
-    rule_rows = []
-    names = {} if batches.empty else dict(zip(batches["batch_id"], batches["source_file"], strict=False))
-    for _, r in failing.iterrows():
-        file_name = str(names.get(r["batch_id"], r["batch_id"])).rsplit("/", 1)[-1]
-        outcome = RULE_OUTCOMES.get(r["action"], r["action"])
-        rule_rows.append(
-            (
-                ALL_KEY,
-                name_cell(file_name)
-                + cell(str(r["rule"]))
-                + cell(str(outcome))
-                + cell(fmt_number(r["rows_failed"]), num=True),
-            )
-        )
-    parts.append(
-        table(("File", "Rule", "Rows are", "Rows failing"), rule_rows, "Every row passed every rule.")
-    )
-    return "".join(parts)

@@ -1,6 +1,7 @@
 """Silver: typed, every duration in seconds, canonical agency and incident type, one row per key.
 
-Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.transforms.quality`) -> `latest_per_key`.
+Bronze text -> `typed_e2e` -> quality rules (`nyc911lib.transforms.quality`) -> each valid row's
+outcome against silver (`restatement_outcomes`) -> where each publication's rows went (`batch_accounting`).
 """
 
 from __future__ import annotations
@@ -144,22 +145,6 @@ def typed_e2e(
     return transform
 
 
-def latest_per_key(df: DataFrame, key: Sequence[str] = NATURAL_KEY) -> DataFrame:
-    """Rank rows of one natural key, newest first: latest ingestion, then batch, then line.
-
-    Adds `_rank` (1 = the row silver keeps) and, on the others, the batch and line that superseded
-    them. Only rows that passed the drop rules should be ranked, so an invalid row never wins.
-    """
-    order = [F.col("_ingested_at").desc(), F.col("_batch_id").desc(), F.col("_line_number").desc()]
-    newest = Window.partitionBy(*key).orderBy(*order)
-    return df.select(
-        "*",
-        F.row_number().over(newest).alias("_rank"),
-        F.first("_batch_id").over(newest).alias("superseded_by_batch_id"),
-        F.first("_line_number").over(newest).alias("superseded_by_line_number"),
-    )
-
-
 # Columns that only serve the quality evaluation and the ranking; no silver table keeps them.
 EVALUATION_COLUMNS = (
     "_rank",
@@ -170,19 +155,6 @@ EVALUATION_COLUMNS = (
     "quarantine_reasons",
     "failed_fail_rules",
 )
-
-
-def silver_rows(ranked: DataFrame) -> DataFrame:
-    """The surviving row of every key, without the helper columns."""
-    return ranked.where(F.col("_rank") == 1).drop(
-        *EVALUATION_COLUMNS, "superseded_by_batch_id", "superseded_by_line_number"
-    )
-
-
-def superseded_rows(ranked: DataFrame) -> DataFrame:
-    """Valid rows that lost to a newer row of the same key, with all their values: the earlier
-    publications of a key (used for the row accounting and for restatements in gold)."""
-    return ranked.where(F.col("_rank") > 1).drop(*EVALUATION_COLUMNS)
 
 
 # What a publication can revise for a key: a version differing in any of these is a restatement.

@@ -13,21 +13,10 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, Window
 
 from nyc911lib.config import SlaRule
+from nyc911lib.schema import BREACH_COLUMNS
 from nyc911lib.transforms.gold import pct
 
 SERIES = ("rule", "agency", "incident_type")
-# The columns of a breach row (`_breaching_rows`), named here so no transform asks a frame for its
-# columns: a declarative pipeline on Spark Connect cannot analyse a plan while declaring it.
-ALERT_COLUMNS = (
-    "rule",
-    "metric",
-    "agency",
-    "incident_type",
-    "week_start_date",
-    "observed_s",
-    "threshold_s",
-    "incidents_affected",
-)
 
 
 def _breaching_rows(weekly: DataFrame, rule: SlaRule) -> DataFrame:
@@ -44,7 +33,7 @@ def _breaching_rows(weekly: DataFrame, rule: SlaRule) -> DataFrame:
 
 
 def with_breach_streaks(alerts: DataFrame) -> DataFrame:
-    """Breach rows (ALERT_COLUMNS) -> the same with `streak_start_week` and `streak_weeks`: the
+    """Breach rows (schema.BREACH_COLUMNS) -> the same with `streak_start_week` and `streak_weeks`: the
     first week of the run of consecutive weekly breaches (same rule, agency and incident type)
     that a row belongs to, and how many weeks that run has lasted up to and including the row's
     week. A week without a breach (or without data) ends a streak."""
@@ -54,7 +43,7 @@ def with_breach_streaks(alerts: DataFrame) -> DataFrame:
     marked = alerts.withColumn("_island", island)
     streak = Window.partitionBy(*SERIES, "_island").orderBy("week_start_date")
     return marked.select(
-        *ALERT_COLUMNS,
+        *BREACH_COLUMNS,
         F.min("week_start_date").over(streak).alias("streak_start_week"),
         F.row_number().over(streak).cast("int").alias("streak_weeks"),
     )
