@@ -21,14 +21,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pyspark.sql.functions as F
 import pytest
-from conftest import REAL_2023, REAL_2025, real_export
-from engine_runs import diff_tables, land_as, run_env, start_runs, table_paths, wait_runs
+from conftest import DECLARATIVE_RUNS, REAL_2025, real_export
+from declarative_runs import nyc911, params_for, start, wait
+from engine_runs import diff_tables, table_paths
 
 from nyc911lib import QualityRule, load_params, write_sample
 from nyc911lib.run.declarative import (
@@ -43,76 +43,18 @@ from nyc911lib.run.registry import REGISTRY, entry
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_TIMEOUT_S = 900
-SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
-REAL_NAMES = (
-    "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv",
-    "20260112T000000000000Z__file__nyc911_e2e_through_2025-12-22.csv",
-)
 TABLES = sorted(table_paths(REPO))  # `layer.table` of every table params name
 
 
-def nyc911(*args: str, log_dir: Path) -> subprocess.CompletedProcess:
-    """`nyc911 ...` in a process of its own (its engine is its own business)."""
-    cmd = [sys.executable, "-m", "nyc911lib.run.cli", *args]
-    try:
-        done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, env=run_env(log_dir)
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"did not finish within {RUN_TIMEOUT_S} s: {' '.join(cmd)}")
-    return done
-
-
-def declarative_run(warehouse: Path, log_dir: Path) -> None:
-    done = nyc911(
-        "run",
-        "--runner",
-        "declarative",
-        "--warehouse",
-        str(warehouse),
-        "--params",
-        str(params_for(warehouse)),
-        log_dir=log_dir,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-
-
-def params_for(warehouse: Path) -> Path:
-    """A params file whose reports go beside the warehouse (never into the repository)."""
-    text = (REPO / "params" / "default.yaml").read_text(encoding="utf-8")
-    folder = warehouse.parent / f"{warehouse.name}-params"
-    folder.mkdir(exist_ok=True)
-    for name in ("sla_rules.yaml", "quality_rules.yaml"):
-        (folder / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    text = text.replace("reports_dir: ../reports", f"reports_dir: {warehouse}-reports")
-    path = folder / "default.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
-def warehouses(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed files."""
-    tmp = tmp_path_factory.mktemp("declarative")
-    sample = write_sample(tmp / "nyc911_sample.csv")
-    sources = {"sample": [(sample, SAMPLE_NAME)]}
-    if REAL_2023.is_file() and REAL_2025.is_file():
-        sources["real"] = [(real_export(REAL_2023), REAL_NAMES[0]), (real_export(REAL_2025), REAL_NAMES[1])]
-    steps = []
-    pairs = {}
-    for case, files in sources.items():
-        declarative, incremental = tmp / f"{case}-declarative", tmp / f"{case}-incremental"
-        for source, name in files:
-            land_as(source, declarative, name)
-            # One incremental run per publication: the second is MERGEd into the first.
-            steps.append({"warehouse": str(incremental), "land": [[str(source), name]]})
-        pairs[case] = (declarative, incremental)
-    reference = start_runs("duckdb", steps, tmp / "logs-incremental")
-    for case, (declarative, _) in pairs.items():
-        declarative_run(declarative, tmp / f"logs-{case}")
-    wait_runs(reference, timeout=RUN_TIMEOUT_S)
-    return pairs
+def warehouses(request, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed
+    files: the runs tests/conftest.py started in the background, else started here."""
+    started = request.config.stash.get(DECLARATIVE_RUNS, None)
+    if started is None:
+        root = tmp_path_factory.mktemp("declarative")
+        started = (root, start(root))
+    return wait(*started)
 
 
 CASES = ["sample", "real"]
