@@ -119,7 +119,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SOURCE_HEADERS",
     ),
     "nyc911lib.transforms.silver": (
-        "evaluate_bronze",
         "restatement_outcomes",
         "typed_e2e",
     ),
@@ -170,7 +169,6 @@ __all__ = [
     "data_quality_batches",
     "data_quality_rules",
     "declare_layer",
-    "evaluate_bronze",
     "fetch_api",
     "fetch_csv_export",
     "incident_weighted_mean",

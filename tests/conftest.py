@@ -52,45 +52,6 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-DECLARATIVE_TESTS = "test_declarative_pipeline.py"
-
-
-def pytest_collection_finish(session):
-    """The Spark process starts the declarative runs (tests/declarative_runs.py) as soon as it
-    knows it will compare them, in the background at a lower priority: they then use the cores
-    its other tests leave idle instead of running alone when their module's turn comes."""
-    if ENGINE != "spark" or not any(
-        item.path.name == DECLARATIVE_TESTS and "warehouses" in getattr(item, "fixturenames", ())
-        for item in session.items
-    ):
-        return
-    import tempfile  # noqa: PLC0415
-
-    from declarative_runs import start  # noqa: PLC0415
-
-    root = Path(tempfile.mkdtemp(prefix="nyc911-declarative-"))
-    session.config.stash[DECLARATIVE_RUNS] = (root, start(root))
-
-
-DECLARATIVE_RUNS = pytest.StashKey[tuple]()
-
-
-def pytest_sessionfinish(session):
-    """The background declarative runs leave no process and no folder behind."""
-    started = session.config.stash.get(DECLARATIVE_RUNS, None)
-    if started is None:
-        return
-    import os  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-
-    root, process = started
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def spark():
     """The session of this process's engine (SQLFrame on DuckDB, or local[2] Spark with Delta)."""

@@ -1,11 +1,10 @@
-"""The runs tests/test_declarative_pipeline.py compares, started early in a process of their own.
+"""The runs tests/test_declarative_pipeline.py compares, in a process of their own.
 
 For the sample and for the two real exports: `nyc911 run --runner declarative` on a warehouse
 holding the landed files, and the incremental runner (`--runner inline`, duckdb engine, one run per
-publication) on the same files under the same names. The Spark test process starts them when it
-has collected that module's tests (tests/conftest.py), at a lower CPU priority (`nice`), so they
-use the cores its own tests leave idle and are done, or nearly, when the module's turn comes; the
-module's fixture starts them itself when they were not started.
+publication) on the same files under the same names. (Started in the background at the start of
+the Spark test process, at a lower priority, they made `make test` no shorter: both test processes
+keep the two cores busy.)
 
 Run as a script (the background process):
 
@@ -34,7 +33,6 @@ REAL_NAMES = (
     "20260112T000000000000Z__file__nyc911_e2e_through_2025-12-22.csv",
 )
 RUN_TIMEOUT_S = 900
-NICENESS = 10
 
 
 def nyc911(*args: str, log_dir: Path) -> subprocess.CompletedProcess:
@@ -86,11 +84,11 @@ def build(root: Path) -> dict[str, list[str]]:
 
 
 def start(root: Path) -> subprocess.Popen:
-    """Start `build` in a background process at a lower CPU priority."""
+    """Start `build` in a process of its own."""
     root.mkdir(parents=True, exist_ok=True)
     log = (root / "background.log").open("wb")
     return subprocess.Popen(
-        ["nice", "-n", str(NICENESS), sys.executable, __file__, str(root)],
+        [sys.executable, __file__, str(root)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},

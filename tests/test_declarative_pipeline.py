@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import pyspark.sql.functions as F
 import pytest
-from conftest import DECLARATIVE_RUNS, REAL_2025, real_export
+from conftest import REAL_2025, real_export
 from declarative_runs import nyc911, params_for, start, wait
 from engine_runs import diff_tables, table_paths
 
@@ -47,14 +47,11 @@ TABLES = sorted(table_paths(REPO))  # `layer.table` of every table params name
 
 
 @pytest.fixture(scope="module")
-def warehouses(request, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+def warehouses(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed
-    files: the runs tests/conftest.py started in the background, else started here."""
-    started = request.config.stash.get(DECLARATIVE_RUNS, None)
-    if started is None:
-        root = tmp_path_factory.mktemp("declarative")
-        started = (root, start(root))
-    return wait(*started)
+    files (tests/declarative_runs.py, in a process of their own)."""
+    root = tmp_path_factory.mktemp("declarative")
+    return wait(root, start(root))
 
 
 CASES = ["sample", "real"]

@@ -15,6 +15,7 @@ Every header is checked before anything is written: one bad file stops the run w
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,19 +61,33 @@ class LandedFile:
     header: tuple[str, ...]
     batch_id: str
     bytes: int
+    data_lines: int  # the bronze rows it gives: its lines (split on LF, as `lines_of_files`) but the header
 
     @property
     def source_file(self) -> str:
         return str(self.path)
 
 
+def _hash_and_count_lines(path: Path) -> tuple[str, int]:
+    """A file's sha256 and its lines as `transforms.bronze.lines_of_files` splits them (on LF,
+    a CR before it dropped; the empty string after a final LF is not a line), in one read."""
+    digest, newlines, last = hashlib.sha256(), 0, b""
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return digest.hexdigest(), newlines + (1 if last not in (b"", b"\n") else 0)
+
+
 def identify(path: Path, kind: str | None = None) -> LandedFile:
     """A landed file's identity, after the checks every reader makes (exists, not empty, a CSV
     with data rows and the required columns); `kind` overrides the one its name gives."""
     header = storage.read_source_header(path)
-    sha256 = storage.file_sha256(path)
+    sha256, lines = _hash_and_count_lines(path)
     found_kind, batch_id = _identity(path, sha256, header)
-    return LandedFile(path, kind or found_kind, sha256, tuple(header), batch_id, path.stat().st_size)
+    size = path.stat().st_size
+    return LandedFile(path, kind or found_kind, sha256, tuple(header), batch_id, size, lines - 1)
 
 
 def _identity(path: Path, sha256: str, header: list[str]) -> tuple[str, str]:

@@ -31,7 +31,7 @@ ZORDER_COLUMNS = ("agency", "week_start_date")
 def gold_inputs() -> tuple[tuple[str, str], ...]:
     """What gold is computed from (layer, key): the tables of other layers its entries read. A
     change to any of them makes gold stale."""
-    gold = set(table_keys("gold"))
+    gold = {e.key for e in layer_entries("gold")}
     keys = {key for e in layer_entries("gold") for key in e.inputs if key not in gold}
     return tuple(sorted((entry(key).layer, key) for key in keys))
 
@@ -130,14 +130,16 @@ def build_gold(
     # Spark they are written from a few threads at once (each still its own atomic commit with
     # the same state). SQLFrame's session is not thread-safe, and each DuckDB write takes
     # milliseconds: one after the other there.
-    derived = [key for key in table_keys("gold") if key not in ("kpi_weekly", last)]
-    for key in derived:
-        frames[key] = executor.build(key, frames, run)
+    derived = [e for e in layer_entries("gold") if e.key not in ("kpi_weekly", last)]
+    for e in derived:  # views too (built once, read by the tables after them)
+        frames[e.key] = executor.build(e.key, frames, run)
     fault_point("gold.parallel_writes")
     writers = GOLD_WRITERS if engine.name() == "spark" else 1
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="gold") as pool:
         writes = [
-            pool.submit(executor.write, spark, params, key, frames[key], metadata=state) for key in derived
+            pool.submit(executor.write, spark, params, e.key, frames[e.key], metadata=state)
+            for e in derived
+            if e.stored
         ]
         for write in writes:
             write.result()

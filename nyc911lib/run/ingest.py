@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyspark.sql.functions as F
@@ -38,10 +39,13 @@ def _pending_files(spark: SparkSession, params: Params) -> tuple[list[Path], dic
 
 
 def landed_file_rows(
-    publications: list[bronze_io.Publication], seen: dict[str, str], now: dt.datetime
+    publications: Sequence[bronze_io.Publication | bronze_io.LandedFile],
+    seen: dict[str, str],
+    now: dt.datetime,
 ) -> list[dict]:
-    """One ingest-log row per publication (without its bronze row count), in publication order:
-    `duplicate` when its content was ingested before (`seen`: sha256 -> batch id, updated here)."""
+    """One ingest-log row per publication, in publication order: `duplicate` when its content was
+    ingested before (`seen`: sha256 -> batch id, updated here; it adds no rows), else `ingested`
+    with its data lines, each one bronze row."""
     rows = []
     for pub in publications:
         duplicate_of = seen.get(pub.sha256)
@@ -57,6 +61,7 @@ def landed_file_rows(
                 "status": "duplicate" if duplicate_of else "ingested",
                 "duplicate_of": duplicate_of,
                 "ingested_at": now,
+                "rows": 0 if duplicate_of else pub.data_lines,
             }
         )
     return rows
@@ -108,21 +113,10 @@ def ingest_bronze(
     finally:
         for frame in held:
             engine.release(frame)
-    ingested = {f["batch_id"] for f in entries if f["status"] == "ingested"}
-    this_run = F.col("_batch_id").isin(*sorted(ingested)) if ingested else F.lit(False)
-    bronze = storage.read_table(spark, params, "bronze", "e2e_raw").where(this_run)
-    log = executor.build(
-        "ingest_log",
-        {LANDED_FILES: spark.createDataFrame(entries, schema=INGEST_LOG_FILES), "e2e_raw": bronze},
-        run,
-    )
-    log = engine.materialize(log)
-    try:
-        executor.write(spark, params, "ingest_log", log)
-        return [r.asDict() for r in log.orderBy("batch_id").collect()]
-    finally:
-        engine.release(log)
-        drop_legacy_checkpoint(params, "bronze")
+    files = spark.createDataFrame(entries, schema=INGEST_LOG_FILES)
+    executor.write(spark, params, "ingest_log", executor.build("ingest_log", {LANDED_FILES: files}, run))
+    drop_legacy_checkpoint(params, "bronze")
+    return entries
 
 
 def _bronze_has_batch(spark: SparkSession, params: Params, batch_id: str) -> bool:

@@ -41,25 +41,30 @@ from nyc911lib.transforms.gold import (
     restatements,
     within_weeks,
 )
-from nyc911lib.transforms.quality import quarantine_rows, rule_metrics, schema_drift_metrics
+from nyc911lib.transforms.quality import (
+    quarantine_rows,
+    rule_metrics,
+    schema_drift_metrics,
+    with_quality_results,
+)
 from nyc911lib.transforms.silver import (
     EVALUATION_COLUMNS,
     VALUE_COLUMNS,
     batch_accounting,
-    evaluate_bronze,
     restatement_outcomes,
+    typed_e2e,
 )
 from nyc911lib.transforms.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
 from nyc911lib.transforms.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
 
 # The inputs that are not tables, provided by the runner at its edge:
 LANDED = "landed"  # the bronze rows of the publications this run ingests (read by the engine's reader)
-LANDED_FILES = "landed_files"  # one row per landed file of this run: identity and status (INGEST_LOG_FILES)
+LANDED_FILES = "landed_files"  # per landed file of the run: identity, status, rows (INGEST_LOG_FILES)
 CURRENT_SILVER = "current_silver"  # incremental runs only: silver's rows of the keys a batch touches
 
 INGEST_LOG_FILES = (
     "batch_id STRING, source_file STRING, source_kind STRING, source_sha256 STRING, bytes BIGINT, "
-    "status STRING, duplicate_of STRING, ingested_at TIMESTAMP"
+    "status STRING, duplicate_of STRING, ingested_at TIMESTAMP, rows BIGINT"
 )
 
 APPEND, MERGE, OVERWRITE, RANGED_OVERWRITE = "append", "merge", "overwrite", "ranged overwrite"
@@ -112,22 +117,19 @@ def _bronze(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
 
 
 def _ingest_log(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
-    """The landed files of the run, with the bronze rows each added (a duplicate adds none)."""
-    counted = (
-        inputs["e2e_raw"].groupBy(F.col("_batch_id").alias("batch_id")).agg(F.count(F.lit(1)).alias("n"))
-    )
-    files = inputs[LANDED_FILES]
-    return files.join(counted, "batch_id", "left").select(
-        *files.columns,
-        F.when(F.col("status") == "duplicate", F.lit(0))
-        .otherwise(F.coalesce("n", F.lit(0)))
-        .cast("long")
-        .alias("rows"),
-    )
+    """The landed files of the run as the runner identified them: content hash, status (a copy of
+    an earlier publication is a `duplicate` and adds no rows) and the data lines each added."""
+    return inputs[LANDED_FILES]
+
+
+def _typed(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
+    params = run.params
+    typed = typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
+    return inputs["e2e_raw"].transform(typed)
 
 
 def _evaluated(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
-    return inputs["e2e_raw"].transform(evaluate_bronze(run.params))
+    return inputs["e2e_typed"].transform(with_quality_results(run.params.quality_rules))
 
 
 def _valid(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
@@ -190,7 +192,7 @@ def _kpi_weekly(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
     return silver.transform(kpi_weekly(run.params.sla_rules))
 
 
-def _versions(inputs: Mapping[str, DataFrame]) -> DataFrame:
+def _versions(inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
     """Every valid version of every key: silver's current rows and the superseded ones."""
     return inputs["e2e_weekly"].unionByName(inputs["superseded"], allowMissingColumns=True)
 
@@ -221,18 +223,27 @@ REGISTRY: tuple[Entry, ...] = (
     Entry(
         "ingest_log",
         "bronze",
-        (LANDED_FILES, "e2e_raw"),
+        (LANDED_FILES,),
         _ingest_log,
         APPEND,
         "Every landed file: its identity, whether it was ingested or a duplicate, and its bronze rows.",
     ),
     Entry(
-        "e2e_evaluated",
+        "e2e_typed",
         "silver",
         ("e2e_raw",),
+        _typed,
+        APPEND,
+        "Bronze rows typed: canonical agency and incident type, every duration in seconds.",
+        stored=False,
+    ),
+    Entry(
+        "e2e_evaluated",
+        "silver",
+        ("e2e_typed",),
         _evaluated,
         APPEND,
-        "Bronze rows typed (durations in seconds) with every quality rule evaluated.",
+        "Typed rows with every quality rule evaluated (nothing removed yet).",
         stored=False,
     ),
     Entry(
@@ -310,16 +321,25 @@ REGISTRY: tuple[Entry, ...] = (
         _of(kpi_monthly_agency),
         "Monthly KPIs per agency, incident-weighted.",
     ),
+    Entry(
+        "e2e_versions",
+        "gold",
+        ("e2e_weekly", "superseded"),
+        _versions,
+        OVERWRITE,
+        "Every valid version of every key: silver's current rows and the ones later publications restated.",
+        stored=False,
+    ),
     _gold(
         "restatements",
-        ("e2e_weekly", "superseded"),
-        lambda inputs, run: restatements(_versions(inputs)),
+        ("e2e_versions",),
+        _of(restatements, "e2e_versions"),
         "Every revision of a published weekly value, with its change.",
     ),
     _gold(
         "publication_drift",
-        ("e2e_weekly", "superseded"),
-        lambda inputs, run: publication_drift(_versions(inputs)),
+        ("e2e_versions",),
+        _of(publication_drift, "e2e_versions"),
         "Per publication: how many keys it added, revised or left out.",
     ),
     _gold(

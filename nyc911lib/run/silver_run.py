@@ -24,7 +24,6 @@ from nyc911lib.run.ingest import drop_legacy_checkpoint, legacy_checkpoint
 from nyc911lib.run.registry import CURRENT_SILVER, RunContext, table_keys
 from nyc911lib.schema import NATURAL_KEY
 from nyc911lib.transforms.quality import is_quarantined
-from nyc911lib.transforms.silver import typed_e2e
 
 log_ = logging.getLogger("nyc911")
 SILVER_TXN_PREFIX = "nyc911-silver-"  # + bronze's table id; the version is the bronze version
@@ -62,12 +61,10 @@ def _silver_batch(
     """
     # The rules are checked against the columns they will see, on this engine, before they run
     # (a rule the engine would not evaluate as Spark does is refused; nothing is written).
-    typed = bronze.transform(
-        typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
-    )
+    typed = executor.build("e2e_typed", {"e2e_raw": bronze}, run)
     columns = {f.name: f.dataType.simpleString() for f in typed.schema.fields}
     check_quality_rules(params.quality_rules, engine.name(), columns)
-    evaluated = engine.materialize(executor.build("e2e_evaluated", {"e2e_raw": bronze}, run))
+    evaluated = engine.materialize(executor.build("e2e_evaluated", {"e2e_typed": typed}, run))
     outcomes = None
     try:
         frames: dict[str, DataFrame] = {"e2e_raw": bronze, "e2e_evaluated": evaluated}
@@ -97,7 +94,7 @@ def _silver_batch(
         frames["e2e_outcomes"] = outcomes
 
         def write(key: str) -> None:
-            frame = executor.build(key, frames, run)
+            frame = frames[key] if key in frames else executor.build(key, frames, run)
             executor.write(spark, params, key, frame, txn=txn, metadata=metadata)
 
         for key in ("superseded", "quarantine", "dq_metrics"):

@@ -12,10 +12,9 @@ from functools import reduce
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, Window
 
-from nyc911lib.config import Params
 from nyc911lib.schema import DURATION_COLUMNS, NATURAL_KEY, SOURCE_COLUMNS, SourceColumn
 from nyc911lib.transforms.compat import lookup, names_where
-from nyc911lib.transforms.quality import is_quarantined, with_quality_results
+from nyc911lib.transforms.quality import is_quarantined
 
 LINEAGE_KEPT = ("_batch_id", "_source_file", "_source_kind", "_ingested_at", "_line_number")
 _DATE_FORMATS = ("MM/dd/yyyy", "yyyy-MM-dd")  # portal CSV, SODA API (ISO, time part cut off)
@@ -224,17 +223,6 @@ def restatement_outcomes(
         return runs.select(
             *kept, "superseded_by_batch_id", "superseded_by_line_number", outcome.alias("outcome")
         )
-
-    return transform
-
-
-def evaluate_bronze(params: Params) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows -> typed rows with every quality rule evaluated (nothing removed yet)."""
-
-    def transform(bronze: DataFrame) -> DataFrame:
-        return bronze.transform(
-            typed_e2e(params.agency_codes, params.incident_type_fixes, params.unspecified_incident_type)
-        ).transform(with_quality_results(params.quality_rules))
 
     return transform
 
