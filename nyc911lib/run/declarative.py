@@ -199,12 +199,14 @@ class Pipeline:
         self.has_expectations = hasattr(dp, EXPECTATION_DECORATORS["drop"])
         self.connect = type(spark).__module__.startswith("pyspark.sql.connect")
         self._from_source: dict[str, DataFrame] = {}
+        # The ingest log's rows of the landed files (status, rows), worked out once for the run.
+        self.file_rows = landed_file_rows(list(run.files), {}, run.started_at)
 
     def landed_rows(self) -> DataFrame:
         """Bronze rows of every landed publication but the copies of an earlier one, read as the
         incremental spark engine reads a file (whole, its lines numbered and hashed in Spark)."""
-        entries = landed_file_rows(list(self.run.files), {}, self.run.started_at)
-        ingested = [f for f, e in zip(self.run.files, entries, strict=True) if e["status"] == "ingested"]
+        rows = zip(self.run.files, self.file_rows, strict=True)
+        ingested = [f for f, e in rows if e["status"] == "ingested"]
         if not ingested:
             raise ValueError("no landed publication to build bronze from")
         frames = [
@@ -225,8 +227,7 @@ class Pipeline:
         return str(path) if self.run.params.catalog else path.resolve().as_uri()
 
     def landed_files(self) -> DataFrame:
-        entries = landed_file_rows(list(self.run.files), {}, self.run.started_at)
-        return self.spark.createDataFrame(entries, INGEST_LOG_FILES)
+        return self.spark.createDataFrame(self.file_rows, INGEST_LOG_FILES)
 
     def edge(self, key: str) -> DataFrame | None:
         """A runner-provided input (the landed publications), or None for a registry entry."""
