@@ -84,6 +84,8 @@ def _get_or_create(app_name: str, quick_start: bool) -> SparkSession:
     if quick_start:
         java_options += f" {QUICK_START_JAVA_OPTIONS}"
     builder = builder.config("spark.driver.extraJavaOptions", java_options)
+    if quick_start:  # a cluster's executors (NYC911_MASTER) live as short as the driver
+        builder = builder.config("spark.executor.extraJavaOptions", QUICK_START_JAVA_OPTIONS)
     jars = delta_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(str(p) for p in jars))

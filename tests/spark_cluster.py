@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from engine_runs import tail
 
+from nyc911lib.spark_conf import QUICK_START_JAVA_OPTIONS
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 180
 
@@ -86,7 +88,14 @@ def standalone_cluster(root: Path, cores: int = 2, memory: str = "2g") -> Iterat
     worker's folder under `root`, until the block ends."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "SPARK_HOME": str(spark_home()), "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "PYSPARK_PYTHON": sys.executable,
+        # The master and the worker live for one test module: the JVM's quick start (the C1
+        # compiler only) spares the CPU the make test's other process needs.
+        "SPARK_DAEMON_JAVA_OPTS": QUICK_START_JAVA_OPTIONS,
+    }
     out = Cluster(f"spark://{HOST}:{port}", root / "master.log", root / "worker.log", root / "work")
     master_args = ("--host", HOST, "--port", str(port), "--webui-port", str(free_port()))
     master = _start(
