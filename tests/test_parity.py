@@ -11,16 +11,23 @@ these tests never starts an engine. Every warehouse lands the same files under t
 batch ids are equal by construction and compared; paths, wall-clock times and run ids are not
 (`engine_runs.VOLATILE`).
 
-Warehouses (module fixture `built`; the real exports only when ../shared/data has them):
+Warehouses (module fixture `built`; the real exports only when ../shared/data has them). The
+spark engine runs twice (a Spark run costs a hundred seconds of a JVM here), each run compared
+with the duckdb engine's and continued by it or continuing it:
 
 - `sample-<engine>`: the built-in sample, per engine.
-- `first-<engine>`: the 2023 export, per engine (a snapshot: nothing runs on it afterwards).
-- `duckdb-duckdb`: the 2023 export, then the 2025 export (which revises 48 of its rows), duckdb.
-- `duckdb-spark` / `spark-duckdb`: the 2023 export by one engine, the 2025 export by the other.
+- `duckdb`: the duckdb engine alone: the 2023 export, the 2025 export (which revises 48 of its
+  rows), then a third publication that revises every row of the 2025 export's last week
+  (`third_publication`); `duckdb-1` and `duckdb-2` are its snapshots after the first two.
+- `duckdb-spark`: the 2023 export by duckdb, then the 2025 export (its MERGE of the restated rows,
+  every gold table) by spark: equal to `duckdb-2`.
+- `duckdb-spark-duckdb`: that warehouse continued by duckdb with the third publication: equal to
+  `duckdb`.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
@@ -50,15 +57,35 @@ from nyc911lib.sample import write_sample
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(3600)]
 
 ENGINES = ("duckdb", "spark")
-CROSS = (("duckdb", "spark"), ("spark", "duckdb"))
+CROSS_NAMES = ("duckdb-spark", "duckdb-spark-duckdb")
 # Landed names (UTC stamp, kind, file): the same in every warehouse, the 2025 export landed later.
 SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
 FIRST_NAME = "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv"
 SECOND_STAMP = "20260112T000000000000Z"
 SECOND_NAME = f"{SECOND_STAMP}__file__nyc911_e2e_through_2025-12-22.csv"
+THIRD_STAMP = "20260119T000000000000Z"
+THIRD_NAME = f"{THIRD_STAMP}__file__restated_last_week.csv"
 SAMPLE_LINES = 1880
 SECOND_LINES = 11606
 RESTATED_ROWS = 48  # rows of the 2023 export that the 2025 export revises
+
+
+def third_publication(export: Path, target: Path) -> Path:
+    """A publication after `export` that restates its last week: every row of that week with 7 more
+    incidents (the city revises recent weeks)."""
+    lines = export.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], list(csv.reader(lines[1:]))
+    count = next(csv.reader([header])).index("# of Incidents Calculated")
+    last_week = max(rows, key=lambda r: dt.datetime.strptime(r[0], "%m/%d/%Y"))[0]
+    revised = [
+        [*r[:count], str(int(r[count]) + 7), *r[count + 1 :]]
+        for r in rows
+        if r[0] == last_week and r[count].isdigit()
+    ]
+    with target.open("w", encoding="utf-8", newline="") as out:
+        out.write(header + "\n")
+        csv.writer(out, lineterminator="\n").writerows(revised)
+    return target
 
 
 @dataclass
@@ -66,9 +93,10 @@ class Built:
     root: Path
     real: bool
     sample: dict[str, Path]
-    first: dict[str, Path]
-    both: Path
-    cross: dict[tuple[str, str], Path]
+    duckdb: Path  # the three publications, duckdb alone
+    snapshots: dict[int, Path]  # duckdb after the first / the first two publications
+    cross: dict[str, Path]  # "duckdb-spark", "duckdb-spark-duckdb"
+    third_rows: int = 0
     cluster: Cluster | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     steps: dict[str, list[float]] = field(default_factory=dict)
@@ -85,42 +113,46 @@ def built(tmp_path_factory) -> Built:
         root=root,
         real=REAL_2023.is_file() and REAL_2025.is_file(),
         sample={e: root / f"sample-{e}" for e in ENGINES},
-        first={e: root / f"first-{e}" for e in ENGINES},
-        both=root / "duckdb-duckdb",
-        cross={pair: root / "-".join(pair) for pair in CROSS},
+        duckdb=root / "duckdb",
+        snapshots={1: root / "duckdb-1", 2: root / "duckdb-2"},
+        cross={name: root / name for name in CROSS_NAMES},
     )
-    mark = {e: root / f"{e}-first.done" for e in ENGINES}
     steps: dict[str, list[dict]] = {e: [] for e in ENGINES}
-    if out.real:
-        # The 2023 export first: the other engine's second run waits for it.
-        steps["duckdb"].append(
-            {
-                "warehouse": out.both,
-                "land": [[REAL_2023, FIRST_NAME]],
-                "copy": [[out.both, out.first["duckdb"]], [out.both, out.cross["duckdb", "spark"]]],
-                "mark": mark["duckdb"],
-            }
-        )
-        steps["spark"].append(
-            {
-                "warehouse": out.first["spark"],
-                "land": [[REAL_2023, FIRST_NAME]],
-                "copy": [[out.first["spark"], out.cross["spark", "duckdb"]]],
-                "mark": mark["spark"],
-            }
-        )
+    # Spark's JVM starts on the sample while duckdb lands the 2023 export.
     for e in ENGINES:
         steps[e].append({"warehouse": out.sample[e], "land": [[sample, SAMPLE_NAME]]})
     if out.real:
-        steps["duckdb"].append({"warehouse": out.both, "land": [[REAL_2025, SECOND_NAME]]})
-        for first, second in CROSS:
-            steps[second].append(
-                {
-                    "warehouse": out.cross[first, second],
-                    "land": [[REAL_2025, SECOND_NAME]],
-                    "wait": [mark[first]],
-                }
-            )
+        third = third_publication(REAL_2025, root / "restated_last_week.csv")
+        out.third_rows = len(third.read_text(encoding="utf-8").splitlines()) - 1
+        first_done, second_done = root / "duckdb-first.done", root / "spark-second.done"
+        steps["duckdb"] += [
+            {
+                "warehouse": out.duckdb,
+                "land": [[REAL_2023, FIRST_NAME]],
+                "copy": [[out.duckdb, out.snapshots[1]], [out.duckdb, out.cross["duckdb-spark"]]],
+                "mark": first_done,
+            },
+            {
+                "warehouse": out.duckdb,
+                "land": [[REAL_2025, SECOND_NAME]],
+                "copy": [[out.duckdb, out.snapshots[2]]],
+            },
+            {"warehouse": out.duckdb, "land": [[third, THIRD_NAME]]},
+            {
+                "warehouse": out.cross["duckdb-spark-duckdb"],
+                "land": [[third, THIRD_NAME]],
+                "wait": [second_done],
+            },
+        ]
+        steps["spark"].append(
+            {
+                "warehouse": out.cross["duckdb-spark"],
+                "land": [[REAL_2025, SECOND_NAME]],
+                "wait": [first_done],
+                "copy": [[out.cross["duckdb-spark"], out.cross["duckdb-spark-duckdb"]]],
+                "mark": second_done,
+            }
+        )
     with standalone_cluster(root / "cluster") as cluster:
         runs = [
             start_runs("duckdb", _jsonable(steps["duckdb"]), root / "logs-duckdb"),
@@ -215,72 +247,97 @@ def test_the_sample_gives_equal_tables_in_every_layer_on_both_engines(built):
     assert DeltaTable(str(raw)).to_pyarrow_table().num_rows == SAMPLE_LINES
 
 
+@dataclass(frozen=True)
+class Continued:
+    """A warehouse one engine continued (`second`) after the other (`first`) wrote it."""
+
+    name: str  # the warehouse: Built.cross[name]
+    before: str  # the warehouse it continued, as it was then: "duckdb-1" | "duckdb-spark"
+    reference: str  # duckdb alone, same publications: "duckdb-2" | "duckdb"
+    first: str
+    second: str
+    stamp: str  # the landing stamp of the publication `second` ran
+
+
+CONTINUED = (
+    Continued("duckdb-spark", "duckdb-1", "duckdb-2", "duckdb", "spark", SECOND_STAMP),
+    Continued("duckdb-spark-duckdb", "duckdb-spark", "duckdb", "spark", "duckdb", THIRD_STAMP),
+)
+
+
+def _warehouse(built: Built, name: str) -> Path:
+    snapshots = {f"duckdb-{n}": path for n, path in built.snapshots.items()}
+    return {"duckdb": built.duckdb, **snapshots, **built.cross}[name]
+
+
 def test_the_real_export_gives_equal_tables_in_every_layer_on_both_engines(built):
+    """The 2025 export run by spark on the 2023 export's warehouse: every table of every layer (the
+    MERGE of the 48 restated rows, every gold table) equals the duckdb engine's; none is empty."""
     _needs_real(built)
-    differences = diff_warehouses(built.first["duckdb"], built.first["spark"])
-    assert not differences, "duckdb vs spark, the 2023 export:\n" + report(differences)
-    paths = table_paths(built.first["spark"])
+    differences = diff_warehouses(built.snapshots[2], built.cross["duckdb-spark"])
+    assert not differences, "duckdb vs spark, the 2025 export:\n" + report(differences)
+    paths = table_paths(built.cross["duckdb-spark"])
     empty = [n for n, p in paths.items() if DeltaTable(str(p)).to_pyarrow_table().num_rows == 0]
-    # A first publication restates nothing; every other table has rows to compare.
-    assert sorted(empty) == ["gold.restatements", "silver.e2e_superseded"]
+    assert empty == []
+    assert built.third_rows == 18  # the third publication: the 2025 export's last week (2025-12-22)
 
 
-# --- One engine continues the other's warehouse -------------------------------------------------
-
-
-@pytest.mark.parametrize("first, second", CROSS, ids=[f"{a}-then-{b}" for a, b in CROSS])
-def test_an_engine_appends_to_and_merges_the_other_engines_warehouse(built, first, second):
-    """The 2023 export by `first`, the 2025 export by `second` into the same warehouse: every
-    table of every layer equals the warehouse that ran both with duckdb; the 2025 publication
-    replaced the 48 restated rows; each commit records the engine that made it."""
+@pytest.mark.parametrize("case", CONTINUED, ids=[f"{c.first}-then-{c.second}" for c in CONTINUED])
+def test_an_engine_appends_to_and_merges_the_other_engines_warehouse(built, case):
+    """A publication run by `second` into the warehouse `first` wrote: every table of every layer
+    equals the warehouse that ran the same publications with duckdb alone; the publication
+    replaced the rows it restates; each commit records the engine that made it."""
     _needs_real(built)
-    warehouse = built.cross[first, second]
-    differences = diff_warehouses(built.both, warehouse)
-    assert not differences, f"duckdb for both vs {first} then {second}:\n" + report(differences)
+    warehouse = built.cross[case.name]
+    differences = diff_warehouses(_warehouse(built, case.reference), warehouse)
+    assert not differences, f"duckdb alone vs {case.first} then {case.second}:\n" + report(differences)
 
+    restated, lines = (RESTATED_ROWS, SECOND_LINES) if case.stamp == SECOND_STAMP else (built.third_rows,) * 2
     paths = table_paths(warehouse)
     accounting = _rows(paths["silver.batch_accounting"])
-    [second_batch] = [r for r in accounting if r["batch_id"].startswith(SECOND_STAMP)]
-    assert second_batch["rows_replaced"] == RESTATED_ROWS
-    assert second_batch["rows_bronze"] == SECOND_LINES
-    assert second_batch["rows_bronze"] == sum(
-        second_batch[c] for c in ("rows_silver", "rows_unchanged", "rows_superseded", "rows_quarantined")
+    [batch] = [r for r in accounting if r["batch_id"].startswith(case.stamp)]
+    assert (batch["rows_bronze"], batch["rows_replaced"]) == (lines, restated)
+    assert batch["rows_bronze"] == sum(
+        batch[c] for c in ("rows_silver", "rows_unchanged", "rows_superseded", "rows_quarantined")
     )
-    assert len(_rows(paths["silver.e2e_superseded"])) == RESTATED_ROWS
-    assert len(_rows(paths["gold.restatements"])) == RESTATED_ROWS
+    superseded = RESTATED_ROWS + (built.third_rows if case.stamp == THIRD_STAMP else 0)
+    assert len(_rows(paths["silver.e2e_superseded"])) == superseded
+    assert len(_rows(paths["gold.restatements"])) == superseded
 
-    before = table_paths(built.first[first])
+    before = table_paths(_warehouse(built, case.before))
+    # Every table gets a commit of `second`, but the quarantine when the publication has no row
+    # to quarantine (an append of nothing commits nothing).
+    unwritten = set() if batch["rows_quarantined"] else {"silver.e2e_quarantine"}
     for name, path in paths.items():
-        last_first = table_version(before[name])
+        earlier = _engines_of(before[name])
         seen = _engines_of(path)
-        expected = [(v, first if v <= last_first else second, "inline") for v, _, _ in seen]
-        assert seen == expected, f"{name}: commits (version, engine, runner) {seen}"
-        assert seen[-1][0] > last_first, f"{name}: {second} did not write it ({seen})"
-    last_first = table_version(before["silver.e2e_weekly"])
-    assert [op for v, op, _ in commits(paths["silver.e2e_weekly"]) if v > last_first] == ["MERGE"]
+        assert seen[: len(earlier)] == earlier, f"{name}: history rewritten {seen}"
+        written = {e[1:] for e in seen[len(earlier) :]}
+        assert written == (set() if name in unwritten else {(case.second, "inline")}), f"{name}: {seen}"
+    last_before = table_version(before["silver.e2e_weekly"])
+    assert [op for v, op, _ in commits(paths["silver.e2e_weekly"]) if v > last_before] == ["MERGE"]
 
 
 def test_the_change_feed_of_silver_is_the_same_whoever_wrote_it(built):
-    """silver.e2e_weekly's Change Data Feed (on for that table): the first publication's inserts,
-    then the second's inserts and one update pre/post image per restated row, equal whichever
-    engine wrote each commit."""
+    """silver.e2e_weekly's Change Data Feed (on for that table): each publication's inserts, and
+    one update pre/post image per restated row, equal whichever engine wrote each commit."""
     _needs_real(built)
-    columns, feed = change_feed(table_paths(built.both)["silver.e2e_weekly"])
-    kinds = [row[columns.index("_change_type")] for row in feed]
-    assert kinds.count("update_preimage") == kinds.count("update_postimage") == RESTATED_ROWS
-    for pair, warehouse in built.cross.items():
-        other_columns, other = change_feed(table_paths(warehouse)["silver.e2e_weekly"])
+    for case in CONTINUED:
+        columns, feed = change_feed(table_paths(_warehouse(built, case.reference))["silver.e2e_weekly"])
+        kinds = [row[columns.index("_change_type")] for row in feed]
+        restated = RESTATED_ROWS + (built.third_rows if case.stamp == THIRD_STAMP else 0)
+        assert kinds.count("update_preimage") == kinds.count("update_postimage") == restated
+        other_columns, other = change_feed(table_paths(built.cross[case.name])["silver.e2e_weekly"])
         assert other_columns == columns
         problems = diff_rows(columns, feed, other)
-        assert not problems, f"change feed, duckdb vs {pair}:\n" + "\n".join(problems)
+        assert not problems, f"change feed, duckdb alone vs {case.name}:\n" + "\n".join(problems)
 
 
 def test_every_commit_records_its_engine_and_runner(built):
     """Each commit's userMetadata names the engine and the runner that made it."""
     warehouses = {built.sample[e]: e for e in ENGINES}
     if built.real:
-        warehouses.update({built.first[e]: e for e in ENGINES})
-        warehouses[built.both] = "duckdb"
+        warehouses[built.duckdb] = "duckdb"
     for warehouse, engine in warehouses.items():
         for name, path in table_paths(warehouse).items():
             seen = _engines_of(path)
