@@ -67,10 +67,11 @@ def repo_files() -> list[Path]:
     return [REPO / name for name in names if (REPO / name).is_file()]
 
 
-def scan_file(path: Path) -> list[Finding]:
+def scan_file(path: Path, root: Path = REPO) -> list[Finding]:
+    """Every secret-like match in the file at `path`, named relative to `root`."""
     # Bytes decoded leniently: .ipynb outputs, CSV fixtures and binaries are all scanned.
     text = path.read_bytes().decode("utf-8", errors="ignore")
-    return scan_text(text, path.relative_to(REPO).as_posix())
+    return scan_text(text, path.relative_to(root).as_posix())
 
 
 # --------------------------------------------------------------------------- the repository

@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
                 reports_dir=params.reports_dir,
             )
             summary, report = result.summary, result.report_path
-            print(f"executed notebooks: {result.run_dir}")
+            print(f"executed notebooks: {result.run_dir} (.ipynb, and .html to read without Jupyter)")
     print(f"report: {report}")
     for label, template in SUMMARY_LINES:
         try:

@@ -6,6 +6,11 @@ A kernel per notebook would start four JVMs and warm four JITs: measured on the 
 that alone was 40-60 s of a run. Each notebook still gets its own parameters cell and reads
 its inputs from the tables, never from the previous notebook's variables (nbval runs each one in
 a fresh kernel, which would catch that).
+
+Each executed notebook is also written as HTML beside its `.ipynb` (nyc911lib.report.notebook_html:
+one offline file, charts included), so a batch run reads without Jupyter; a failed notebook too,
+with its traceback. The exports run in a thread of this process while the kernel (another
+process) executes the next notebook.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from jupyter_core.utils import run_sync
 
 from nyc911lib.errors import Nyc911Error, one_line
 from nyc911lib.report.build import REPORT_NAME, SUMMARY_NAME
+from nyc911lib.report.notebook_html import export_notebook_html
 
 NOTEBOOKS = ("01_bronze", "02_silver", "03_gold", "04_kpi_report")
 KERNEL_NAME = "python3"
@@ -72,32 +79,39 @@ def run_notebooks(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     kernel = _start_kernel(run_dir)
-    try:
-        for i, name in enumerate(NOTEBOOKS, start=1):
-            source = NOTEBOOKS_DIR / f"{name}.ipynb"
-            if not source.is_file():
-                raise Nyc911Error(
-                    f"notebook not found: {source} (set NYC911_NOTEBOOKS to the notebooks folder)"
-                )
-            progress(f"[{i}/{len(NOTEBOOKS)}] {name} ...")
-            started = time.monotonic()
-            try:
-                pm.execute_notebook(
-                    str(source),
-                    str(run_dir / f"{name}.ipynb"),
-                    parameters=parameters,
-                    cwd=str(NOTEBOOKS_DIR),
-                    progress_bar=False,
-                    kernel_name=KERNEL_NAME,
-                    km=kernel,  # running, and not owned by the notebook's client: it stays up
-                )
-            except pm.PapermillExecutionError as exc:
-                raise NotebookFailedError(f"{name} failed: {_error_line(exc)}") from None
-            progress(f"[{i}/{len(NOTEBOOKS)}] {name} done in {time.monotonic() - started:.1f} s")
-    finally:
-        if kernel.has_kernel:
-            run_sync(kernel.shutdown_kernel)(now=True)
-        shutil.rmtree(Path(kernel.ip).parent, ignore_errors=True)
+    exports: list[Future] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nyc911-html") as html:
+        try:
+            for i, name in enumerate(NOTEBOOKS, start=1):
+                source = NOTEBOOKS_DIR / f"{name}.ipynb"
+                if not source.is_file():
+                    raise Nyc911Error(
+                        f"notebook not found: {source} (set NYC911_NOTEBOOKS to the notebooks folder)"
+                    )
+                progress(f"[{i}/{len(NOTEBOOKS)}] {name} ...")
+                started = time.monotonic()
+                executed = run_dir / f"{name}.ipynb"
+                try:
+                    pm.execute_notebook(
+                        str(source),
+                        str(executed),
+                        parameters=parameters,
+                        cwd=str(NOTEBOOKS_DIR),
+                        progress_bar=False,
+                        kernel_name=KERNEL_NAME,
+                        km=kernel,  # running, and not owned by the notebook's client: it stays up
+                    )
+                except pm.PapermillExecutionError as exc:
+                    exports.append(html.submit(export_notebook_html, executed))  # the traceback, as HTML
+                    raise NotebookFailedError(f"{name} failed: {_error_line(exc)}") from None
+                exports.append(html.submit(export_notebook_html, executed))
+                progress(f"[{i}/{len(NOTEBOOKS)}] {name} done in {time.monotonic() - started:.1f} s")
+        finally:
+            if kernel.has_kernel:
+                run_sync(kernel.shutdown_kernel)(now=True)
+            shutil.rmtree(Path(kernel.ip).parent, ignore_errors=True)
+    for export in exports:
+        export.result()  # an export that failed fails the run
     summary_path = reports_dir / SUMMARY_NAME
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     return RunResult(run_dir, reports_dir / REPORT_NAME, summary)
