@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark-deps browser-deps run test lint unit nbval notebooks screenshot sdp lock clean
+.PHONY: help venv spark-deps browser-deps run lab test lint unit nbval notebooks screenshot sdp lock clean
 NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 
 help: ## List the targets
@@ -82,6 +82,13 @@ browser-deps: ## Install chromium + chromium-driver with apt-get when missing (a
 run: $(STAMP) ## Run the pipeline on the built-in sample and write reports/kpi_report.html (ARGS=... for more)
 	$(BIN)/nyc911 run $(ARGS)
 
+# JupyterLab on 127.0.0.1 only, with a token (printed in the URL it opens), over the project; the
+# kernel is .venv's python3: nyc911lib and the default engine. As root (a container) it needs
+# --allow-root. ARGS=... for more (e.g. ARGS=--no-browser).
+lab: $(STAMP) ## Open the notebooks in JupyterLab (localhost, token; the default engine, the default warehouse)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(ARGS)
+
 lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and the benchmarks
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks
 
@@ -117,7 +124,7 @@ nbval: $(DEV_STAMP) ## Re-run the notebooks on the sample and compare with their
 	$(NBVAL)
 
 notebooks: $(STAMP) ## Re-execute the notebooks in place on the sample (refreshes the outputs nbval compares)
-	cd notebooks && for nb in 01_bronze 02_silver 03_gold 04_kpi_report; do \
+	cd notebooks && for nb in 01_bronze 02_silver 03_gold 04_kpi_report 05_explore; do \
 	  NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
 	  ../$(BIN)/jupyter-execute --inplace $$nb.ipynb || exit 1; done; rm -rf $(NB_TMP)
 

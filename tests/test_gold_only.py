@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-REPORT_NOTEBOOK = REPO / "notebooks" / "04_kpi_report.ipynb"
+GOLD_NOTEBOOKS = [REPO / "notebooks" / name for name in ("04_kpi_report.ipynb", "05_explore.ipynb")]
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.lvdash.json"))
 PARAMS = yaml.safe_load((REPO / "params" / "default.yaml").read_text(encoding="utf-8"))
 
@@ -127,11 +127,12 @@ def violations(refs: list[Ref]) -> list[Ref]:
 # --------------------------------------------------------------------------- the real files
 
 
-def test_report_notebook_reads_gold_only():
-    assert REPORT_NOTEBOOK.is_file(), f"{REPORT_NOTEBOOK.relative_to(REPO)} is missing"
-    notebook = json.loads(REPORT_NOTEBOOK.read_text(encoding="utf-8"))
-    refs = notebook_refs(notebook, REPORT_NOTEBOOK.name)
-    assert refs, "the report notebook reads no table at all"
+@pytest.mark.parametrize("path", GOLD_NOTEBOOKS, ids=lambda p: p.name)
+def test_report_and_explore_notebooks_read_gold_only(path):
+    assert path.is_file(), f"{path.relative_to(REPO)} is missing"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    refs = notebook_refs(notebook, path.name)
+    assert refs, f"{path.name} reads no table at all"
     assert violations(refs) == []
 
 
