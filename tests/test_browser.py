@@ -230,6 +230,31 @@ def test_report_draws_every_chart_offline_without_console_errors(driver, report_
         assert driver.find_elements(By.CSS_SELECTOR, f"#{chart_id} svg.main-svg")
 
 
+def test_printed_the_report_has_no_chart_toolbars_and_breaks_between_sections(driver, report_html):
+    """Under print media (a browser's Print, `nyc911 report --format pdf`): every chart's Plotly
+    toolbar and the agency filter are hidden, sections and charts are kept whole (a page breaks
+    between them, never through one); on screen the toolbars are there."""
+    page_check(driver, report_html)
+    toolbars = (
+        "return [...document.querySelectorAll('.modebar-container')].map(e => getComputedStyle(e).display);"
+    )
+    on_screen = driver.execute_script(toolbars)
+    assert len(on_screen) == 3 and "none" not in on_screen  # one per chart (the 3 monthly charts)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        printed = driver.execute_script(
+            toolbars[: -len(";")]
+            + """.concat([
+              getComputedStyle(document.getElementById('agency-filter')).display,
+              ...[...document.querySelectorAll('section, .chart')].map(e => getComputedStyle(e).breakInside),
+            ]);"""
+        )
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    sections = len(driver.find_elements(By.CSS_SELECTOR, "section, .chart"))
+    assert printed == ["none"] * 4 + ["avoid"] * sections
+
+
 def test_agency_filter_restyles_charts_and_tiles(driver, report_html):
     page_check(driver, report_html)
     agencies = sorted({row[1] for row in MONTHLY})

@@ -68,10 +68,9 @@ var divs = Array.prototype.slice.call(document.querySelectorAll(sel));
 Promise.all(divs.map(function (d) { return Plotly.toImage(d, {format: "png", width: w, height: h}); }))
   .then(function (urls) { done({urls: urls}); }, function (e) { done({error: String(e)}); });"""
 
-_PRINT_CSS_JS = """var s = document.createElement("style");
-s.textContent = "section, .tile { break-inside: avoid; }";
-document.head.appendChild(s);
-return document.documentElement.scrollWidth;"""
+# The report's own print rules (@media print in nyc911lib.report.html) keep sections and charts
+# whole and hide the chart toolbars; the PDF only needs the page's width to scale it.
+_PAGE_WIDTH_JS = "return document.documentElement.scrollWidth;"
 
 
 class BrowserNotFoundError(Nyc911Error):
@@ -188,7 +187,7 @@ def html_to_pdf(html: Path, pdf: Path, *, driver: WebDriver | None = None) -> Pa
     page width fits; written atomically. Uses `driver` or a fresh offline one."""
     with _session(driver) as d:
         page_check(d, html)
-        content_px = int(d.execute_script(_PRINT_CSS_JS)) or 1
+        content_px = int(d.execute_script(_PAGE_WIDTH_JS)) or 1
         printable_px = (A4_LONG_IN - 2 * PDF_MARGIN_IN) * CSS_PX_PER_IN
         scale = max(0.1, min(1.0, int(printable_px / content_px * 100) / 100))
         margin = PDF_MARGIN_IN

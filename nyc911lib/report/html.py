@@ -227,7 +227,16 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 .tile{border:1px solid #ccc;border-radius:8px;padding:12px 16px;min-width:220px;max-width:320px}
 .tile .value{font-size:1.8em;font-weight:bold}.def{color:#555;font-size:.9em;margin:4px 0}
 .note{color:#555;font-style:italic}
-select{max-width:28em}"""
+select{max-width:28em}
+@media print{
+.modebar-container{display:none!important}
+section{break-inside:avoid;page-break-inside:avoid}
+.chart,.tile,table.data{break-inside:avoid;page-break-inside:avoid}
+h2{break-after:avoid;page-break-after:avoid}
+label[for=agency-filter],#agency-filter{display:none}
+}"""
+# Printed (a browser's Print, or `nyc911 report --format pdf`): no chart toolbars, no agency filter,
+# and a page breaks between sections, or between a long section's charts, never through a chart.
 
 # Reads the embedded JSON (never HTML), sets tiles via textContent, shows the traces whose `meta`
 # is the selected agency's index, the table rows of that agency and its headline view.
