@@ -29,7 +29,7 @@ from nyc911lib.report.html import (
     report_summary_json,
     write_report,
 )
-from nyc911lib.report.sections import short_name
+from nyc911lib.report.sections import priority_figures, short_name
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 HOSTILE_NAMES = [
@@ -379,3 +379,36 @@ console.log(JSON.stringify({afterOne: afterOne, afterAll: tiles(), restyles: res
 
 def test_module_has_no_spark_dependency():
     assert "pyspark" not in Path(report.__file__).read_text(encoding="utf-8")
+
+
+def test_a_missing_month_is_a_gap_in_the_line_not_a_straight_segment():
+    """EMS has January and April, NYPD every month: EMS's line stops over February and March."""
+    months = [dt.date(2024, m, 1) for m in (1, 2, 3, 4)]
+    monthly = make_monthly(
+        [(months[0], "EMS", 100, 4.0, 10.0), (months[3], "EMS", 300, 8.0, 20.0)]
+        + [(m, "NYPD", 50 + i, 3.0, 0.0) for i, m in enumerate(months)]
+    )
+    volume, pickup, _ = monthly_figures(monthly)
+    ems, nypd = volume.data
+    every = ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
+    assert (list(ems.x), list(nypd.x)) == (every, every)
+    assert [None if pd.isna(v) else v for v in ems.y] == [100, None, None, 300]
+    assert [None if pd.isna(v) else v for v in pickup.data[0].y] == [4.0, None, None, 8.0]
+    assert list(nypd.y) == [50, 51, 52, 53]
+
+
+def test_a_priority_series_with_a_missing_month_is_a_gap_too():
+    rows = pd.DataFrame(
+        {
+            "month": [dt.date(2024, 1, 1), dt.date(2024, 3, 1), dt.date(2024, 1, 1)],
+            "agency": ["EMS", "EMS", "NYPD_NON_CIP"],
+            "priority": [1, 1, None],
+            "avg_dispatch_s": [60.0, 70.0, 500.0],
+            "avg_travel_s": [300.0, 320.0, 900.0],
+        }
+    )
+    dispatch, _ = priority_figures(rows, lambda agency: agency)
+    ems = next(t for t in dispatch.data if t.name == "EMS P1")
+    assert list(ems.x) == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    assert [None if pd.isna(v) else v for v in ems.y] == [60.0, None, 70.0]
+    assert [t.name for t in dispatch.data] == ["EMS P1", "NYPD_NON_CIP no priority"]

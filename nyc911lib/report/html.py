@@ -38,6 +38,7 @@ from nyc911lib.report.sections import (
     missing,
     priority_figures,
     short_name,
+    with_missing_months,
 )
 
 DATA_SOURCE = "NYC Open Data, 911 End-to-End Data (t7p9-n9dy)"
@@ -195,7 +196,7 @@ def monthly_figures(monthly: pd.DataFrame) -> list[go.Figure]:
     for column, title, y_title, _ in CHARTS:
         fig = go.Figure()
         for agency in agencies:
-            rows = data[data["agency"] == agency]
+            rows = with_missing_months(data[data["agency"] == agency], ("agency",))
             x = rows["month"].dt.strftime("%Y-%m-%d")
             y = pd.to_numeric(rows[column], errors="coerce")
             fig.add_trace(

@@ -199,6 +199,23 @@ def trace_name(*parts: Any) -> str:
     return escape(" ".join(short_name(p) for p in parts if not missing(p)), quote=False)
 
 
+def with_missing_months(rows: pd.DataFrame, keys: Sequence[str], month: str = "month") -> pd.DataFrame:
+    """`rows` of one series (one value of the `keys` columns, e.g. an agency, or an agency x
+    priority) with a row of NULL values for every month missing between its first and last, so a
+    chart's line stops at a gap instead of running straight across it (plotly.js breaks a line at
+    a NULL)."""
+    if rows.empty:
+        return rows
+    months = pd.to_datetime(rows[month])
+    every = pd.date_range(months.min(), months.max(), freq="MS")
+    if len(every) == months.nunique():
+        return rows.assign(**{month: months})
+    filled = rows.assign(**{month: months}).set_index(month).reindex(every)
+    for key in keys:
+        filled[key] = rows[key].iloc[0]
+    return filled.rename_axis(month).reset_index()
+
+
 def priority_label(priority: Any) -> str:
     """`P1`.. for a priority, `no priority` for types without one (NYPD non-CIP)."""
     return "no priority" if missing(priority) else f"P{int(priority)}"
@@ -215,7 +232,8 @@ def priority_figures(monthly_priority: pd.DataFrame, key_of: AgencyKey) -> list[
         if not monthly_priority.empty:
             data = monthly_priority.assign(month=pd.to_datetime(monthly_priority["month"]))
             data = data.sort_values(["agency", "priority", "month"], na_position="last", kind="stable")
-            for (agency, priority), rows in data.groupby(["agency", "priority"], dropna=False, sort=False):
+            for (agency, priority), series in data.groupby(["agency", "priority"], dropna=False, sort=False):
+                rows = with_missing_months(series, ("agency", "priority"))
                 y = pd.to_numeric(rows[column], errors="coerce")
                 if y.notna().sum() == 0:
                     continue
