@@ -153,6 +153,15 @@ class Params:
         return replace(self, warehouse=Path(warehouse).resolve())
 
     @property
+    def agency_names(self) -> dict[str, str]:
+        """Agency code -> the name the source (and people) use: `agency_codes` read backwards
+        (`NYPD_NON_CIP` -> `NYPD (Non-CIP)`); a code several names map to keeps the first."""
+        names: dict[str, str] = {}
+        for name, code in self.agency_codes.items():
+            names.setdefault(code, name)
+        return names
+
+    @property
     def landing_dir(self) -> Path:
         """Where downloaded and replayed exports land: the environment's `landing_dir`, else
         `<warehouse>/landing` (so a warehouse carries its own publications)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,13 @@ def test_bad_performance_settings_are_refused(tmp_path, block, message):
     with pytest.raises(ParamsError) as err:
         load_params(path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_agency_names_read_the_agency_codes_backwards():
+    params = load_params()
+    assert params.agency_names == {
+        code: name for name, code in params.agency_codes.items()
+    }  # one name per code in the defaults
+    assert params.agency_names["NYPD_NON_CIP"] == "NYPD (Non-CIP)"
+    doubled = replace(params, agency_codes={"NYPD (Non-CIP)": "NYPD_NON_CIP", "NYPD Non CIP": "NYPD_NON_CIP"})
+    assert doubled.agency_names == {"NYPD_NON_CIP": "NYPD (Non-CIP)"}  # the first name wins

@@ -29,7 +29,7 @@ from nyc911lib.report.html import (
     report_summary_json,
     write_report,
 )
-from nyc911lib.report.sections import priority_figures, short_name
+from nyc911lib.report.sections import fmt_number, priority_figures, short_name
 
 JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
 HOSTILE_NAMES = [
@@ -412,3 +412,20 @@ def test_a_priority_series_with_a_missing_month_is_a_gap_too():
     assert list(ems.x) == ["2024-01-01", "2024-02-01", "2024-03-01"]
     assert [None if pd.isna(v) else v for v in ems.y] == [60.0, None, 70.0]
     assert [t.name for t in dispatch.data] == ["EMS P1", "NYPD_NON_CIP no priority"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (3.97, "4.0 s"),
+        (59.94, "59.9 s"),
+        (59.96, "1:00 min"),
+        (1539.0, "25:39 min"),  # the real export's EMS travel: not "1,539.0 s"
+        (3339.94, "55:40 min"),
+        (-46.68, "-46.7 s"),  # a defective row's negative pickup keeps its sign
+        (-65.0, "-1:05 min"),
+    ],
+)
+def test_times_read_as_mss_from_a_minute_up(seconds, text):
+    assert fmt_number(seconds, " s") == text
+    assert format_tile(seconds, " s") == text

@@ -120,6 +120,11 @@ def test_sample_report_in_the_browser(spark, driver, sample_gold, tmp_path):
     assert tile == f"{gold.total_incidents:,}"
 
     select = Select(driver.find_element(By.ID, "agency-filter"))
+    # Agencies by the names params give them, never by gold's codes (NYPD_NON_CIP).
+    assert [o.text for o in select.options] == ["All agencies", "EMS", "FDNY", "NYPD", "NYPD (Non-CIP)"]
+    names = driver.execute_script("return document.getElementById('chart-0').data.map(t => t.name);")
+    assert names == ["EMS", "FDNY", "NYPD", "NYPD (Non-CIP)"]
+    assert "NYPD_NON_CIP" not in html.read_text(encoding="utf-8")
     select.select_by_visible_text("EMS")
     ems = select.first_selected_option.get_attribute("value")
     shown = [v.get_attribute("data-agency-view") for v in views if v.is_displayed()]

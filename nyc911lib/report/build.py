@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,18 +97,33 @@ def read_report_gold(
     latest_week = summary_pdf["last_week"].iloc[0] if len(summary_pdf) else None
     shown_agencies = F.col("agency").isin(ALL_AGENCIES) | scope.of_agencies()
     latest_alerts_scope = weekly_scope & (F.col("week_start_date") == F.lit(latest_week))
+    named = agency_display_names(params.agency_names)
     details = ReportDetails(
-        headline=pandas(gold("kpi_headline").where(scope.weeks() & shown_agencies)),
-        monthly_priority=pandas(gold("kpi_monthly_priority").where(monthly_scope)),
+        headline=named(pandas(gold("kpi_headline").where(scope.weeks() & shown_agencies))),
+        monthly_priority=named(pandas(gold("kpi_monthly_priority").where(monthly_scope))),
         sla_rules=pandas(gold("sla_rules")),
-        sla_breach_weekly=pandas(gold("sla_breach_weekly").where(weekly_scope)),
-        sla_alerts=pandas(gold("sla_alerts").where(latest_alerts_scope)),
-        anomalies=pandas(gold("anomalies").where(weekly_scope)),
+        sla_breach_weekly=named(pandas(gold("sla_breach_weekly").where(weekly_scope))),
+        sla_alerts=named(pandas(gold("sla_alerts").where(latest_alerts_scope))),
+        anomalies=named(pandas(gold("anomalies").where(weekly_scope))),
         dq_batches=pandas(gold("data_quality_batches")),
         dq_rules=pandas(gold("data_quality_rules")),
         generated_at=generated_at,
     )
-    return summary_pdf, pandas(monthly.orderBy("month", "agency")), details, agency_summary
+    return summary_pdf, named(pandas(monthly.orderBy("month", "agency"))), details, named(agency_summary)
+
+
+def agency_display_names(names: Mapping[str, str]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A report frame with its `agency` codes shown by name (`params.agency_names`: `NYPD (Non-CIP)`,
+    not `NYPD_NON_CIP`); a code params do not name, and the all-agencies row, stay as they are.
+    Applied to the pandas frames a report draws, after gold and the scope (which use codes)."""
+
+    def named(frame: pd.DataFrame) -> pd.DataFrame:
+        if "agency" not in frame.columns:
+            return frame
+        shown = frame["agency"].map(lambda a: names.get(a, a) if isinstance(a, str) else a)
+        return frame.assign(agency=shown)
+
+    return named
 
 
 def build_report(

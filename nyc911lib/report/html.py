@@ -34,6 +34,7 @@ from nyc911lib.report.sections import (
     SECTION_CSS,
     ReportDetails,
     agency_key_of,
+    fmt_number,
     headline_html,
     missing,
     priority_figures,
@@ -180,7 +181,7 @@ def format_tile(value: Any, unit: str | None) -> str:
     value = _num(value)
     if value is None:
         return NA
-    return f"{round(value):,}" if unit is None else f"{value:,.1f}{unit}"
+    return fmt_number(value, unit)
 
 
 def plotly_text(text: str) -> str:
@@ -315,7 +316,8 @@ def _detail_sections(
             "Anomalies",
             "Weekly incidents and average times per agency and incident type against the same weeks "
             "of prior years: score = (observed - seasonal median) / (1.4826 x MAD), flagged at "
-            "|score| >= the threshold in params; volumes in incidents, times in seconds.",
+            "|score| >= the threshold in params; volumes in incidents, times as m:ss min from a "
+            "minute up, else seconds.",
             anomalies_html(details.anomalies, key_of),
         ),
         _section(
@@ -376,7 +378,8 @@ def render_report_html(
                 "Latest week",
                 "Each figure for the latest week in the data against the same week 52 weeks earlier and "
                 "the median of the 12 weeks before it; ▲/▼ give the direction, better/worse whether it "
-                "is good (times: lower is better); incidents, times in seconds.",
+                "is good (times: lower is better); incidents; times as m:ss min from a minute up, "
+                "else seconds.",
                 headline_html(details.headline, agency_key_of(agencies), ALL_AGENCIES),
             )
         )

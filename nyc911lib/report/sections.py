@@ -82,12 +82,27 @@ def short_name(name: Any, limit: int = MAX_NAME_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+SECONDS = " s"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A time as people read it: `m:ss min` from a minute up (1539.0 -> `25:39 min`, rounded to
+    the second), else seconds with one decimal (`4.0 s`); a negative one keeps its sign."""
+    if abs(round(seconds, 1)) < 60:
+        return f"{seconds:,.1f}{SECONDS}"
+    minutes, rest = divmod(round(abs(seconds)), 60)
+    return f"{'-' if seconds < 0 else ''}{minutes}:{rest:02d} min"
+
+
 def fmt_number(value: Any, unit: str | None = None, digits: int = 1) -> str:
-    """Thousands separators; integers without a unit, others with `digits` decimals and the unit."""
+    """Thousands separators; integers without a unit, times (unit `" s"`) by `fmt_duration`,
+    others with `digits` decimals and the unit."""
     if missing(value) or not math.isfinite(float(value)):
         return NA
     if unit is None:
         return f"{round(float(value)):,}"
+    if unit == SECONDS:
+        return fmt_duration(float(value))
     return f"{float(value):,.{digits}f}{unit}"
 
 
