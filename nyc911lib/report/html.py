@@ -177,10 +177,8 @@ def kpi_tiles(summary: pd.DataFrame, agency_summary: pd.DataFrame | None = None)
 
 
 def format_tile(value: Any, unit: str | None) -> str:
-    """A tile value as display text: thousands separators, one decimal plus unit, or "n/a"."""
-    value = _num(value)
-    if value is None:
-        return NA
+    """A tile value as display text (`fmt_number`: thousands separators, m:ss or one decimal plus
+    unit, or "n/a")."""
     return fmt_number(value, unit)
 
 
@@ -223,6 +221,8 @@ def monthly_figures(monthly: pd.DataFrame) -> list[go.Figure]:
     return figures
 
 
+# Printed (a browser's Print, or `nyc911 report --format pdf`): no chart toolbars, no agency filter,
+# and a page breaks between sections, or between a long section's charts, never through a chart.
 _CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 .banner{background:#b00020;color:#fff;font-weight:bold;font-size:1.3em;padding:12px 16px;border-radius:6px}
 .tiles{display:flex;gap:16px;flex-wrap:wrap}
@@ -237,8 +237,6 @@ section{break-inside:avoid;page-break-inside:avoid}
 h2{break-after:avoid;page-break-after:avoid}
 label[for=agency-filter],#agency-filter{display:none}
 }"""
-# Printed (a browser's Print, or `nyc911 report --format pdf`): no chart toolbars, no agency filter,
-# and a page breaks between sections, or between a long section's charts, never through a chart.
 
 # Reads the embedded JSON (never HTML), sets tiles via textContent, shows the traces whose `meta`
 # is the selected agency's index, the table rows of that agency and its headline view.
