@@ -84,6 +84,64 @@ class PerformanceSettings:
     quick_start_max_mb: float = 100.0
 
 
+@dataclass(frozen=True)
+class ResponseTimeSettings:
+    """The end-to-end response time headline (gold.kpi_response_time): which (agency code,
+    incident type) series are each agency's most urgent, and how many weeks its trailing period
+    holds (compared with the same weeks 52 weeks earlier)."""
+
+    most_urgent: tuple[tuple[str, str], ...] = (
+        ("NYPD", "Critical"),
+        ("FDNY", "Structural Fires"),
+        ("EMS", "Life Threatening Med Emergencies"),
+    )
+    trailing_weeks: int = 52
+
+
+def _response_time(values: Any, agency_codes: dict[str, str], path: Path) -> ResponseTimeSettings:
+    """params `response_time` (most_urgent: agency code -> incident types; trailing_weeks)."""
+    if values is None:
+        return ResponseTimeSettings()
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: response_time must be a mapping, got {values!r}")
+    unknown = sorted(set(values) - {"most_urgent", "trailing_weeks"})
+    if unknown:
+        raise ParamsError(
+            f"{path}: unknown response_time settings {unknown}; known: ['most_urgent', 'trailing_weeks']"
+        )
+    weeks = values.get("trailing_weeks", ResponseTimeSettings.trailing_weeks)
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= 260:
+        raise ParamsError(
+            f"{path}: response_time.trailing_weeks must be a whole number from 1 to 260, got {weeks!r}"
+        )
+    urgent = values.get("most_urgent")
+    if urgent is None:
+        return ResponseTimeSettings(trailing_weeks=weeks)
+    codes = sorted(set(agency_codes.values()))
+    if not isinstance(urgent, dict) or not urgent:
+        raise ParamsError(
+            f"{path}: response_time.most_urgent must map agency codes to incident types, got {urgent!r}"
+        )
+    series = []
+    for agency, named in urgent.items():
+        if agency not in codes:
+            raise ParamsError(
+                f"{path}: response_time.most_urgent names the agency '{agency}', "
+                f"not an agency code of agency_codes {codes}"
+            )
+        kinds = [named] if isinstance(named, str) else named
+        if (
+            not isinstance(kinds, list)
+            or not kinds
+            or not all(isinstance(k, str) and k.strip() for k in kinds)
+        ):
+            raise ParamsError(
+                f"{path}: response_time.most_urgent.{agency} must list incident types, got {kinds!r}"
+            )
+        series += [(str(agency), k.strip()) for k in kinds]
+    return ResponseTimeSettings(most_urgent=tuple(series), trailing_weeks=weeks)
+
+
 # The settings of gold.anomalies that params may set (see nyc911lib/transforms/anomalies.py).
 ANOMALY_SETTINGS = ("metrics", "threshold", "min_baseline_weeks", "min_incidents")
 
@@ -146,6 +204,7 @@ class Params:
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    response_time: ResponseTimeSettings = field(default_factory=ResponseTimeSettings)
     engine: str = DEFAULT_ENGINE  # duckdb (embedded) or spark; see nyc911lib.engine
 
     def with_warehouse(self, warehouse: str | Path) -> Params:
@@ -314,6 +373,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     sla_path = (
         Path(sla_rules_file).resolve() if sla_rules_file else base / _require(data, "sla_rules_file", path)
     )
+    agency_codes = dict(_require(data, "agency_codes", path))
     engine = str(data.get("engine", DEFAULT_ENGINE))
     if engine not in ENGINES:
         raise ParamsError(f"{path}: engine must be one of {list(ENGINES)}, got '{engine}'")
@@ -331,7 +391,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
             _require(_read_yaml(quality_path), "quality_rules", quality_path), quality_path
         ),
         sla_rules=parse_sla_rules(_require(_read_yaml(sla_path), "sla_rules", sla_path), sla_path),
-        agency_codes=dict(_require(data, "agency_codes", path)),
+        agency_codes=agency_codes,
         incident_type_fixes=dict(data.get("incident_type_fixes") or {}),
         unspecified_incident_type=str(data.get("unspecified_incident_type", "Unspecified")),
         fetch=FetchConfig(**fetch_values),
@@ -340,6 +400,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         anomalies=anomalies,
         alerts=AlertSettings(**alerts),
         performance=_performance(performance, path),
+        response_time=_response_time(data.get("response_time"), agency_codes, path),
     )
 
 

@@ -97,7 +97,8 @@ def make_summary() -> pd.DataFrame:
 
 def make_monthly(rows: list[tuple]) -> pd.DataFrame:
     columns = ["month", "agency", "incidents", "avg_call_to_first_pickup_s", "sla_breach_rate_pct"]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.assign(incidents_per_week=frame["incidents"] / 4)  # gold's column
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -164,6 +165,16 @@ def tile_texts(driver) -> list[str]:
 
 def chart_ids(driver) -> list[str]:
     return [div.get_attribute("id") for div in driver.find_elements(By.CSS_SELECTOR, "div.chart")]
+
+
+def heatmap_rows(driver, chart_id: str) -> list[str]:
+    """The row labels of a heatmap chart as drawn (its y-axis ticks), top to bottom."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' .ytick text')]"
+        ".sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)"
+        ".map(e => e.textContent);",
+        chart_id,
+    )
 
 
 def legend_texts(driver, chart_id: str) -> list[str]:
@@ -260,19 +271,23 @@ def test_agency_filter_restyles_charts_and_tiles(driver, report_html):
     agencies = sorted({row[1] for row in MONTHLY})
     select = Select(driver.find_element(By.ID, "agency-filter"))
     assert [o.text for o in select.options] == [ALL_AGENCIES, *agencies]
-    ids = chart_ids(driver)
-    for chart_id in ids:
+    *lines, heatmap = chart_ids(driver)  # volume and pickup: a line per agency; SLA: month x agency
+    for chart_id in lines:
         assert driver.execute_script(VISIBLE_TRACES_JS, chart_id) == list(range(len(agencies)))
         assert legend_texts(driver, chart_id) == agencies
+    assert heatmap_rows(driver, heatmap) == agencies
     assert tile_texts(driver) == EXPECTED_TILES[ALL_AGENCIES]
 
     for i, agency in enumerate(agencies):
         select.select_by_visible_text(agency)
         assert select.first_selected_option.text == agency
-        for chart_id in ids:
+        for chart_id in lines:
             assert driver.execute_script(VISIBLE_TRACES_JS, chart_id) == [i]
             # plotly drops hidden traces from the SVG (and the legend, with one trace left)
             assert len(driver.find_elements(By.CSS_SELECTOR, f"#{chart_id} .scatterlayer .trace")) == 1
+        # the heatmap compares the agencies: it stays whole whichever is selected
+        assert driver.execute_script(VISIBLE_TRACES_JS, heatmap) == [0]
+        assert heatmap_rows(driver, heatmap) == agencies
         assert tile_texts(driver) == EXPECTED_TILES[agency]
 
     select.select_by_visible_text(ALL_AGENCIES)
@@ -296,8 +311,10 @@ def test_hostile_agency_names_stay_text(driver, hostile_html):
     assert [o.text for o in select.options] == [ALL_AGENCIES, *shown]
     assert [o.get_attribute("textContent") for o in select.options] == [ALL_AGENCIES, *shown]
     assert select.options[1 + names.index(LONG_NAME)].get_attribute("title") == LONG_NAME
-    for chart_id in chart_ids(driver):
+    *lines, heatmap = chart_ids(driver)
+    for chart_id in lines:
         assert legend_texts(driver, chart_id) == shown
+    assert heatmap_rows(driver, heatmap) == shown
 
     for i, name in enumerate(shown):
         select.select_by_index(i + 1)

@@ -45,6 +45,7 @@ ALLOWED_WORKSPACE_DIFFERENCES = {"root_path"}
 TARGET_CATALOGS = {"dev": "nyc911_dev", "prod": "nyc911"}
 
 FROM_JOIN = re.compile(r"\b(?:FROM|JOIN)\s+([`\w][`\w.]*)", re.IGNORECASE)
+CTE = re.compile(r"(?:\bWITH|,)\s*(\w+)\s+AS\s*\(", re.I)
 LAYER_TABLE = re.compile(r"\b(\w+)\.(bronze|silver|gold)\.(\w+)\b")
 _MISSING = object()
 
@@ -182,8 +183,11 @@ def used_table_names() -> list[tuple[str, str]]:
     names = []
     for path in dashboard_files():
         for dataset in json.loads(path.read_text(encoding="utf-8"))["datasets"]:
-            for name in FROM_JOIN.findall(dataset_sql(dataset)):
-                names.append((f"{path.name}:{dataset['name']}", name))
+            sql = dataset_sql(dataset)
+            ctes = set(CTE.findall(sql))  # a query's own named subqueries are not tables
+            for name in FROM_JOIN.findall(sql):
+                if name not in ctes:
+                    names.append((f"{path.name}:{dataset['name']}", name))
     for path in config_files():
         for leaf, value in flatten(load_yaml(path)).items():
             if isinstance(value, str):
@@ -444,9 +448,49 @@ def test_dashboard_has_the_four_visuals_and_the_agency_filter():
         "agency_filter": "filter-multi-select",
         "total_incidents": "counter",
         "sla_breach_rate": "counter",
+        "response_time_by_segment": "bar",
         "monthly_volume_by_agency": "bar",
         "pickup_trend_by_agency": "line",
     }
+
+
+def test_dashboard_headline_is_gold_response_time_at_its_latest_week():
+    """The dashboard's headline query, run by DuckDB on a gold.kpi_response_time of two weeks: the
+    latest week only, each series x period split into its three segments as gold states them."""
+    import duckdb  # noqa: PLC0415 - the default engine's database, here only to run the query
+    import pandas as pd  # noqa: PLC0415
+
+    datasets = {d["name"]: d for d in dashboard()["datasets"]}
+    sql = dataset_sql(datasets["response_time"])
+    assert "FROM nyc911.gold.kpi_response_time" in sql
+    rows = []
+    for week, arrival in (("2025-12-15", 500.0), ("2025-12-22", 556.76)):
+        for period in ("week", "trailing_weeks", "year_earlier"):
+            rows.append(
+                {
+                    "week_start_date": pd.Timestamp(week).date(),
+                    "agency": "NYPD",
+                    "incident_type": "Critical",
+                    "period": period,
+                    "period_last_week": pd.Timestamp(week).date(),
+                    "avg_call_to_agency_arrival_s": arrival,
+                    "pickup_s": 3.33,
+                    "pickup_to_dispatch_s": 259.26,
+                    "travel_s": 294.0 if week == "2025-12-22" else 1.0,
+                }
+            )
+    con = duckdb.connect()
+    con.register("kpi_response_time", pd.DataFrame(rows))
+    out = con.sql(sql.replace("nyc911.gold.kpi_response_time", "kpi_response_time")).fetchall()
+    assert len(out) == 3 * 3
+    assert {r[1] for r in out} == {
+        "NYPD: Critical | 1 week of 2025-12-22",
+        "NYPD: Critical | 2 weeks to 2025-12-22",
+        "NYPD: Critical | 3 a year earlier, to 2025-12-22",
+    }
+    by_segment = {r[2]: r[3] for r in out if r[1].endswith("1 week of 2025-12-22")}
+    assert by_segment == {"1 pickup": 3.33, "2 pickup to dispatch": 259.26, "3 travel": 294.0}
+    assert {r[4] for r in out} == {556.76}
 
 
 def test_agency_filter_applies_to_every_dataset():

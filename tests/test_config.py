@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from nyc911lib import ParamsError, load_params
-from nyc911lib.config import DEFAULT_PARAMS, PerformanceSettings, parse_quality_rules, parse_sla_rules
+from nyc911lib.config import (
+    DEFAULT_PARAMS,
+    PerformanceSettings,
+    ResponseTimeSettings,
+    parse_quality_rules,
+    parse_sla_rules,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,9 +114,10 @@ def test_sla_rule_scope_and_flag_column():
     assert rule.flag_column == "sla_breach_ems_travel"
 
 
-def _params_with_performance(tmp_path: Path, block: str) -> Path:
+def _params_with_performance(tmp_path: Path, block: str, section: str = "performance") -> Path:
+    """The default params with the block of `section` (up to its blank line) replaced by `block`."""
     text = DEFAULT_PARAMS.read_text()
-    start = text.index("performance:\n")
+    start = text.index(f"\n{section}:\n") + 1
     end = text.index("\n\n", start)
     path = tmp_path / "p.yaml"
     path.write_text(text[:start] + block + text[end:])
@@ -161,3 +168,51 @@ def test_agency_names_read_the_agency_codes_backwards():
     assert params.agency_names["NYPD_NON_CIP"] == "NYPD (Non-CIP)"
     doubled = replace(params, agency_codes={"NYPD (Non-CIP)": "NYPD_NON_CIP", "NYPD Non CIP": "NYPD_NON_CIP"})
     assert doubled.agency_names == {"NYPD_NON_CIP": "NYPD (Non-CIP)"}  # the first name wins
+
+
+def test_response_time_settings_are_read_and_default(tmp_path):
+    assert load_params().response_time == ResponseTimeSettings(
+        (("NYPD", "Critical"), ("FDNY", "Structural Fires"), ("EMS", "Life Threatening Med Emergencies")), 52
+    )
+    path = _params_with_performance(
+        tmp_path,
+        "response_time:\n  most_urgent:\n    EMS: Life Threatening Med Emergencies\n"
+        "    NYPD: [Critical, Serious]",
+        "response_time",
+    )
+    assert load_params(path).response_time == ResponseTimeSettings(
+        (("EMS", "Life Threatening Med Emergencies"), ("NYPD", "Critical"), ("NYPD", "Serious")), 52
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "response_time:\n  most_urgent:\n    NYPD (Non-CIP): [Dispute]",
+            "response_time.most_urgent names the agency 'NYPD (Non-CIP)', not an agency code of agency_codes "
+            "['EMS', 'FDNY', 'NYPD', 'NYPD_NON_CIP']",
+        ),
+        (
+            "response_time:\n  most_urgent:\n    EMS: []",
+            "response_time.most_urgent.EMS must list incident types, got []",
+        ),
+        (
+            "response_time:\n  most_urgent: [NYPD]",
+            "response_time.most_urgent must map agency codes to incident types, got ['NYPD']",
+        ),
+        (
+            "response_time:\n  trailing_weeks: 0",
+            "response_time.trailing_weeks must be a whole number from 1 to 260, got 0",
+        ),
+        (
+            "response_time:\n  weeks: 52",
+            "unknown response_time settings ['weeks']; known: ['most_urgent', 'trailing_weeks']",
+        ),
+    ],
+)
+def test_bad_response_time_settings_are_refused(tmp_path, block, message):
+    path = _params_with_performance(tmp_path, block, "response_time")
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == f"{path}: {message}"

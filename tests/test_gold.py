@@ -98,6 +98,7 @@ def test_monthly_rollup_weights_by_incidents_and_assigns_weeks_by_start_date(spa
         2,
     )
     assert jan.avg_call_to_first_pickup_s == pytest.approx(7.0)
+    assert (jan.incidents_per_week, feb.incidents_per_week) == (200.0, 50.0)  # the weekly volume
     assert jan.avg_travel_s == pytest.approx(550.0)
     assert jan.sla_breach_rate_pct == pytest.approx(75.0)  # 300 of 400 incidents in breaching rows
     assert jan.sla_breach_rows_pct == pytest.approx(50.0)

@@ -88,6 +88,7 @@ def test_the_transforms_folder_holds_the_transforms():
         "data_quality",
         "gold",
         "quality",
+        "response_time",
         "silver",
         "sla",
         "trends",

@@ -138,7 +138,7 @@ def test_the_run_outputs_hold_no_secret(run_dir):
 def test_the_report_notebook_draws_its_charts_offline(run_dir):
     executed = nbformat.read(run_dir / "04_kpi_report.ipynb", as_version=4)
     charts = sum(PLOTLY_MIME in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
-    assert charts == 3  # the sample's monthly figures
+    assert charts == 4  # the sample's response-time headline and its 3 monthly figures
     with headless_driver(offline=True) as driver:
         driver.get((run_dir / "04_kpi_report.html").as_uri())
         drawn = WebDriverWait(driver, 30).until(

@@ -138,6 +138,8 @@ def test_every_command_of_the_readme_runs_as_documented(executed):
     refused = outputs["nyc911 report --sla-rules my_sla.yaml"]
     assert refused.stderr.startswith("nyc911: error: gold was computed with the SLA rules pickup_over_5s")
     assert (work / "reports" / "kpi_report.pdf").is_file()
+    shot = (work / "reports" / "screenshots" / "kpi_report_real_export.png").read_bytes()
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(shot[20:24], "big") > 3000  # the whole page
 
 
 def test_the_weekly_replays_end_where_the_real_export_alone_ends(executed):

@@ -8,7 +8,15 @@ import datetime as dt
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
-from conftest import REAL_2023, REAL_2025, assert_same_rows, real_export, run_once, table_versions
+from conftest import (
+    REAL_2023,
+    REAL_2025,
+    assert_same_rows,
+    delta_frame,
+    real_export,
+    run_once,
+    table_versions,
+)
 
 from nyc911lib import read_table
 from nyc911lib.run.cli import main
@@ -85,6 +93,90 @@ def _pandas_month(raw: pd.DataFrame, month: dt.date, agency: str) -> dict:
         "avg_call_to_agency_arrival_s": weighted(rows["Call to Agency Arrival"]),
         "sla_breach_rate_pct": 100 * n[rows["Call to First Pickup"] > 5].sum() / n.sum(),
     }
+
+
+def _pandas_response_time(silver: pd.DataFrame, most_urgent, trailing_weeks: int) -> pd.DataFrame:
+    """gold.kpi_response_time computed by pandas from silver: per series, every week of its
+    calendar (a week without a row weighs nothing), sums over each period's weeks by rolling
+    windows, kept for the weeks that have a row."""
+    spans = {
+        "week": (0, 0),
+        "trailing_weeks": (-(trailing_weeks - 1), 0),
+        "year_earlier": (-(trailing_weeks - 1) - 52, -52),
+    }
+    columns = {
+        "avg_call_to_agency_arrival_s": "call_to_agency_arrival_s",
+        "avg_call_to_first_pickup_s": "call_to_first_pickup_s",
+        "avg_call_to_agency_dispatch_s": "call_to_agency_dispatch_s",
+        "avg_travel_s": "avg_travel_s",
+    }
+    out = []
+    for agency, kind in most_urgent:
+        rows = silver[(silver["agency"] == agency) & (silver["incident_type"] == kind)].copy()
+        rows.index = pd.to_datetime(rows["week_start_date"])
+        calendar = pd.date_range(rows.index.min() - pd.Timedelta(weeks=104), rows.index.max(), freq="7D")
+        weekly = rows.reindex(calendar)
+        n = weekly["incidents"].fillna(0)
+        sums = {"rows": weekly["incidents"].notna().astype(int), "incidents": n}
+        for name, column in columns.items():
+            known = weekly[column].notna()
+            sums[f"{name}_value"] = (weekly[column] * n).where(known, 0.0)
+            sums[f"{name}_weight"] = n.where(known, 0)
+        for period, (first, last) in spans.items():
+            held = {k: v.rolling(last - first + 1, min_periods=1).sum().shift(-last) for k, v in sums.items()}
+            frame = pd.DataFrame(
+                {
+                    "week_start_date": [w.date() for w in rows.index],
+                    "agency": agency,
+                    "period": period,
+                    "weeks_with_data": held["rows"].loc[rows.index].astype(int).to_numpy(),
+                    "incidents": held["incidents"].loc[rows.index].astype(int).to_numpy(),
+                    **{
+                        name: (
+                            held[f"{name}_value"] / held[f"{name}_weight"].where(held[f"{name}_weight"] > 0)
+                        )
+                        .loc[rows.index]
+                        .to_numpy()
+                        for name in columns
+                    },
+                }
+            )
+            out.append(frame)
+    return pd.concat(out, ignore_index=True)
+
+
+def test_response_time_headline_equals_pandas_from_silver(spark, real_run):
+    """Every week and period of gold.kpi_response_time, for the three most urgent types, equals a
+    pandas computation from silver; the latest week's figures are the report's headline."""
+    wh = real_run[0]
+    silver = delta_frame(wh, "silver", "e2e_weekly")
+    expected = _pandas_response_time(silver, wh.response_time.most_urgent, wh.response_time.trailing_weeks)
+    gold = delta_frame(wh, "gold", "kpi_response_time")
+    assert len(gold) == len(expected) == 3 * (632 + 630 + 632)
+    merged = expected.merge(gold, on=["week_start_date", "agency", "period"], suffixes=("", "_gold"))
+    assert len(merged) == len(expected)
+    assert (merged["incidents"] == merged["incidents_gold"]).all()
+    assert (merged["weeks_with_data"] == merged["weeks_with_data_gold"]).all()
+    for column in (
+        "avg_call_to_agency_arrival_s",
+        "avg_call_to_first_pickup_s",
+        "avg_call_to_agency_dispatch_s",
+    ):
+        assert merged[column].astype(float).to_numpy() == pytest.approx(
+            merged[f"{column}_gold"].to_numpy(), rel=1e-9, nan_ok=True
+        ), column
+    assert (
+        merged["pickup_to_dispatch_s"]
+        - (merged["avg_call_to_agency_dispatch_s"].astype(float) - merged["pickup_s"])
+    ).abs().max() < 1e-9
+    latest = merged[merged["week_start_date"] == dt.date(2025, 12, 22)].set_index(["agency", "period"])
+    # The headline on the real export (what the report and the dashboard show), seconds:
+    assert latest.loc[("NYPD", "week"), "avg_call_to_agency_arrival_s"] == pytest.approx(556.76)
+    assert latest.loc[("EMS", "trailing_weeks"), "incidents"] == 535_891
+    assert latest.loc[("FDNY", "year_earlier"), "weeks_with_data"] == 52
+    # Arrival is call-to-dispatch plus travel within a second over the trailing year (the source's
+    # own rounding), so the three segments add up to the headline.
+    assert latest["arrival_minus_segments_s"].abs().max() < 0.5
 
 
 def test_a_run_without_source_on_a_real_warehouse_lands_nothing_and_keeps_gold(

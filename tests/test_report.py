@@ -29,9 +29,16 @@ from nyc911lib.report.html import (
     report_summary_json,
     write_report,
 )
-from nyc911lib.report.sections import fmt_number, priority_figures, short_name
+from nyc911lib.report.sections import (
+    RESPONSE_SEGMENTS,
+    ReportDetails,
+    fmt_duration,
+    fmt_number,
+    priority_figures,
+    short_name,
+)
 
-JAN, FEB = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+JAN, FEB, MAR = dt.date(2024, 1, 1), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
 HOSTILE_NAMES = [
     "</script><script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',
@@ -85,6 +92,8 @@ def make_monthly(rows: list[tuple]) -> pd.DataFrame:
     for column in ("avg_dispatch_s", "avg_travel_s", "avg_call_to_agency_arrival_s", "sla_breach_rows_pct"):
         frame[column] = 1.0
     frame["rows"] = 1
+    frame["weeks"] = [4 if pd.Timestamp(m).month == 2 else 5 for m in frame["month"]]
+    frame["incidents_per_week"] = frame["incidents"] / frame["weeks"]  # gold's column
     return frame
 
 
@@ -184,25 +193,52 @@ def test_format_tile(value, unit, expected):
 
 def test_figures_have_one_trace_per_agency_and_units():
     figures = monthly_figures(MONTHLY)
-    assert [f.layout.yaxis.title.text for f in figures] == [
-        "Incidents per month",
-        "Seconds",
-        "% of incidents",
-    ]
+    assert [f.layout.yaxis.title.text for f in figures] == ["Incidents per week", "Seconds", "Agency"]
     assert [f.layout.title.text for f in figures] == [
-        "Monthly incident volume by agency",
+        "Weekly incident volume by agency",
         "Average call to first pickup by agency",
-        "SLA breach rate by agency",
+        "SLA breach rate by agency and month",
     ]
-    for fig in figures:
+    volume, pickup, breach = figures
+    for fig in (volume, pickup):
         assert [t.name for t in fig.data] == ["EMS", "NYPD"]
         assert fig.layout.xaxis.title.text == "Month"
-    volume, pickup, breach = figures
     assert list(volume.data[0].x) == ["2024-01-01", "2024-02-01"]
-    assert list(volume.data[0].y) == [100, 300]
+    assert list(volume.data[0].y) == [100 / 5, 300 / 4]  # gold's weekly mean, never the month's sum
     assert list(pickup.data[0].y) == [4.0, 8.0]
     assert math.isnan(pickup.data[1].y[1])
-    assert list(breach.data[1].y) == [0.0, 40.0]
+    (heatmap,) = breach.data  # month x agency, one trace, shown whichever agency is selected
+    assert (heatmap.type, list(heatmap.y), list(heatmap.x), heatmap.meta) == (
+        "heatmap",
+        ["EMS", "NYPD"],
+        ["2024-01-01", "2024-02-01"],
+        "*",
+    )
+    assert [list(row) for row in heatmap.z] == [[10.0, 20.0], [0.0, 40.0]]
+    assert breach.layout.coloraxis.colorbar.title.text == "% of incidents"
+
+
+def test_a_negative_time_is_a_gap_marked_with_its_defect():
+    monthly = make_monthly(
+        [(JAN, "FDNY", 10, 5.0, 1.0), (FEB, "FDNY", 10, -46.68, 1.0), (MAR, "FDNY", 10, 4.0, 0.0)]
+    )
+    _, pickup, _ = monthly_figures(monthly)
+    line, marks = pickup.data
+    assert list(line.y[:1]) == [5.0] and math.isnan(line.y[1]) and list(line.y[2:]) == [4.0]
+    assert (list(marks.x), list(marks.y), marks.meta, marks.mode) == (["2024-02-01"], [0.0], "0", "markers")
+    assert list(marks.hovertext) == ["FDNY, 2024-02-01: -46.7 s, negative (defective rows): not drawn"]
+    details = ReportDetails(
+        monthly_priority=pd.DataFrame(
+            [(FEB, "FDNY", 3.0, 10, -136.6, 339.1, 5), (MAR, "FDNY", 3.0, 10, 20.0, 330.0, 4)],
+            columns=["month", "agency", "priority", "incidents", "avg_dispatch_s", "avg_travel_s", "weeks"],
+        )
+    )
+    html = render_report_html(make_summary(), monthly, details=details)
+    assert "<h3>Chart points not drawn: 2</h3>" in html
+    assert "<li>FDNY, 2024-02-01: avg_call_to_first_pickup_s -46.7 s</li>" in html
+    assert "<li>FDNY P3, 2024-02-01: avg_dispatch_s -2:17 min</li>" in html
+    dispatch = chart_figures(html)["chart-4"]
+    assert [t["name"] for t in dispatch["data"]] == ["P3", "FDNY P3: negative (defective rows): not drawn"]
 
 
 def test_plotly_js_is_inlined_exactly_once(page):
@@ -222,7 +258,7 @@ def test_header_tiles_sections_and_filter(page):
     assert "params: default.yaml" in page
     assert SYNTHETIC_BANNER not in page
     for text in (
-        "Incidents per month",
+        "Incidents per week",
         "Incident-weighted mean of the weekly averages, seconds.",
         "% of incidents",
         "1,234",
@@ -241,7 +277,7 @@ def test_header_tiles_sections_and_filter(page):
     figures = chart_figures(page)
     assert sorted(figures) == config["charts"]
     assert [t["name"] for t in figures["chart-1"]["data"]] == ["EMS", "NYPD"]
-    assert figures["chart-2"]["layout"]["yaxis"]["title"]["text"] == "% of incidents"
+    assert figures["chart-2"]["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "% of incidents"
     assert "Plotly.restyle" in page
 
 
@@ -279,8 +315,9 @@ def test_hostile_agency_name_is_escaped_everywhere(name):
     assert (f'title="{escape(name)}"' in html) is (shown != name)
     figures = chart_figures(html)
     assert len(figures) == 3
-    for fig in figures.values():  # entity-escaped: plotly.js shows it literally, never as markup
+    for fig in (figures["chart-0"], figures["chart-1"]):  # entity-escaped: shown literally, never as markup
         assert sorted(t["name"] for t in fig["data"]) == sorted(["EMS", plotly_text(shown)])
+    assert sorted(figures["chart-2"]["data"][0]["y"]) == sorted(["EMS", plotly_text(shown)])  # the heatmap
     if "<" in name:  # "<" -> "&lt;" for plotly.js, whose "&" is \u0026 in the script-safe JSON
         assert "\\u0026lt;" in doc.scripts[-1]
 
@@ -373,8 +410,17 @@ console.log(JSON.stringify({afterOne: afterOne, afterAll: tiles(), restyles: res
     out = json.loads(subprocess.run(["node", str(path)], check=True, capture_output=True, text=True).stdout)
     assert out["afterOne"] == ["200", "30.0 %", "3.0 s"]
     assert out["afterAll"] == ["1,234", "12.2 %", "6.5 s"]
-    assert out["restyles"][:3] == [[f"chart-{i}", [False, True], [0, 1]] for i in range(3)]
-    assert out["restyles"][3:] == [[f"chart-{i}", [True, True], [0, 1]] for i in range(3)]
+    # the line charts show the selected agency's trace only; the heatmap (meta "*") stays shown
+    assert out["restyles"][:3] == [
+        ["chart-0", [False, True], [0, 1]],
+        ["chart-1", [False, True], [0, 1]],
+        ["chart-2", [True], [0]],
+    ]
+    assert out["restyles"][3:] == [
+        ["chart-0", [True, True], [0, 1]],
+        ["chart-1", [True, True], [0, 1]],
+        ["chart-2", [True], [0]],
+    ]
 
 
 def test_module_has_no_spark_dependency():
@@ -392,9 +438,9 @@ def test_a_missing_month_is_a_gap_in_the_line_not_a_straight_segment():
     ems, nypd = volume.data
     every = ["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01"]
     assert (list(ems.x), list(nypd.x)) == (every, every)
-    assert [None if pd.isna(v) else v for v in ems.y] == [100, None, None, 300]
+    assert [None if pd.isna(v) else v for v in ems.y] == [100 / 5, None, None, 300 / 5]
     assert [None if pd.isna(v) else v for v in pickup.data[0].y] == [4.0, None, None, 8.0]
-    assert list(nypd.y) == [50, 51, 52, 53]
+    assert list(nypd.y) == [50 / 5, 51 / 4, 52 / 5, 53 / 5]  # incidents per week (Feb: 4 weeks)
 
 
 def test_a_priority_series_with_a_missing_month_is_a_gap_too():
@@ -408,10 +454,15 @@ def test_a_priority_series_with_a_missing_month_is_a_gap_too():
         }
     )
     dispatch, _ = priority_figures(rows, lambda agency: agency)
-    ems = next(t for t in dispatch.data if t.name == "EMS P1")
+    ems = next(t for t in dispatch.data if t.meta == "EMS")
     assert list(ems.x) == ["2024-01-01", "2024-02-01", "2024-03-01"]
     assert [None if pd.isna(v) else v for v in ems.y] == [60.0, None, 70.0]
-    assert [t.name for t in dispatch.data] == ["EMS P1", "NYPD_NON_CIP no priority"]
+    # small multiples: a panel per agency (its title), a line per priority in it
+    assert [(t.name, t.meta, t.xaxis) for t in dispatch.data] == [
+        ("P1", "EMS", "x"),
+        ("no priority", "NYPD_NON_CIP", "x2"),
+    ]
+    assert [a.text for a in dispatch.layout.annotations] == ["EMS", "NYPD_NON_CIP"]
 
 
 @pytest.mark.parametrize(
@@ -424,8 +475,104 @@ def test_a_priority_series_with_a_missing_month_is_a_gap_too():
         (3339.94, "55:40 min"),
         (-46.68, "-46.7 s"),  # a defective row's negative pickup keeps its sign
         (-65.0, "-1:05 min"),
+        (None, "n/a"),  # e.g. a year-earlier period without data
+        (float("nan"), "n/a"),
     ],
 )
 def test_times_read_as_mss_from_a_minute_up(seconds, text):
     assert fmt_number(seconds, " s") == text
     assert format_tile(seconds, " s") == text
+    assert fmt_duration(seconds) == text
+
+
+def response_frame(agency: str = "EMS", pickup: float = 4.2) -> pd.DataFrame:
+    """gold.kpi_response_time's rows of one series at the report's last week (2025-12-22)."""
+    last = dt.date(2025, 12, 22)
+    periods = {
+        "week": (last, last, 1, 851.46, 3.31, 296.03, 555.6, None),
+        "trailing_weeks": (dt.date(2024, 12, 30), last, 52, 714.6, pickup, 233.65, 480.96, 7.25),
+        "year_earlier": (dt.date(2024, 1, 1), dt.date(2024, 12, 23), 51, 666.3, 5.4, 215.69, 450.61, None),
+    }
+    rows = []
+    for period, (first, end, weeks, arrival, pick, dispatch, travel, change) in periods.items():
+        rows.append(
+            {
+                "week_start_date": last,
+                "agency": agency,
+                "incident_type": "Life Threatening Med Emergencies",
+                "period": period,
+                "period_first_week": first,
+                "period_last_week": end,
+                "weeks_with_data": weeks,
+                "avg_call_to_agency_arrival_s": arrival,
+                "pickup_s": pick,
+                "pickup_to_dispatch_s": dispatch - pick,
+                "travel_s": travel,
+                "arrival_change_vs_year_earlier_pct": change,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_response_time_headline_table_and_stacked_bars():
+    html = render_report_html(
+        make_summary(),
+        MONTHLY,
+        details=ReportDetails(response_time=response_frame()),
+        agency_summary=AGENCIES,
+    )
+    assert "<h2>End-to-end response time</h2>" in html
+    row = re.search(r"<tr data-agency-row=\"0\">(.*?)</tr>", html).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row)[1:] == [
+        "14:11 min",
+        "11:55 min (52 wk with data)",
+        "11:06 min (51 wk with data)",
+        "▲ 7.2 % higher (worse)",
+    ]
+    assert "<th>52 weeks to 2025-12-22</th>" in html
+    assert "<th>Same 52 weeks a year earlier (to 2024-12-23)</th>" in html
+    bars = chart_figures(html)["chart-0"]
+    assert [t["name"] for t in bars["data"]] == [label for _, label, _ in RESPONSE_SEGMENTS]
+    pickup, dispatch, travel = bars["data"]
+    assert pickup["y"] == [
+        "Same 52 weeks a year earlier (to 2024-12-23)",
+        "52 weeks to 2025-12-22",
+        "Week of 2025-12-22",
+    ]
+    assert pickup["x"] == [5.4, 4.2, 3.31]
+    assert dispatch["x"] == pytest.approx([215.69 - 5.4, 233.65 - 4.2, 296.03 - 3.31])
+    assert travel["text"] == ["7:31 min", "8:01 min", "9:16 min"]
+    assert {t["meta"] for t in bars["data"]} == {"0"}  # EMS's index: the agency filter applies
+    assert bars["layout"]["barmode"] == "stack"
+    assert bars["layout"]["xaxis"]["ticktext"][:3] == ["0:00", "2:00", "4:00"]
+
+
+def test_a_negative_segment_is_not_drawn_and_counted():
+    html = render_report_html(
+        make_summary(), MONTHLY, details=ReportDetails(response_time=response_frame(pickup=-0.16))
+    )
+    pickup = chart_figures(html)["chart-0"]["data"][0]
+    assert pickup["x"] == [5.4, None, 3.31]
+    assert "negative (defective rows), not drawn" in pickup["customdata"][1]
+    assert "<h3>Chart points not drawn: 1</h3>" in html
+    assert (
+        "<li>EMS: Life Threatening Med Emergencies, 52 weeks to 2025-12-22: Pickup (call to first pickup) "
+        "-0.2 s (negative)</li>"
+    ) in html
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_agency_name_in_the_headline_is_escaped(name):
+    monthly = make_monthly([(JAN, name, 10, 5.0, 1.0)])
+    html = render_report_html(
+        make_summary(), monthly, details=ReportDetails(response_time=response_frame(name))
+    )
+    doc = parse(html)
+    assert name not in html
+    # the detail sections' tables and lists besides the report's own tags, nothing injected
+    assert doc.tags <= ALLOWED_TAGS | {"h3", "table", "thead", "tbody", "tr", "th", "td", "span", "ul", "li"}
+    assert all(ALLOWED_IDS.fullmatch(i) for i in doc.ids)
+    bars = chart_figures(html)["chart-0"]
+    assert bars["layout"]["annotations"][0]["text"] == plotly_text(
+        f"{short_name(name)}: Life Threatening Med Emergencies"
+    )

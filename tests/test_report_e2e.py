@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import Select
 
 from nyc911lib import build_gold, build_report, load_params, read_table
 from nyc911lib.report.browser import PNG_MAGIC, full_page_screenshot, headless_driver, page_check
-from nyc911lib.report.sections import short_name
+from nyc911lib.report.sections import change_text, fmt_duration, short_name
 from nyc911lib.run import cli
 from nyc911lib.sample import write_sample
 
@@ -112,7 +112,25 @@ def test_sample_report_in_the_browser(spark, driver, sample_gold, tmp_path):
     html = build_report(spark, sample_gold, sample_gold.reports_dir)
     check = page_check(driver, html)
     assert check.console_errors == (), check.console
-    assert check.charts == check.drawn == 6  # 3 monthly, dispatch and travel by priority, SLA weekly
+    # the response-time headline, 3 monthly (volume, pickup, SLA heatmap), dispatch and travel by
+    # priority, SLA weekly
+    assert check.charts == check.drawn == 7
+    headline = driver.execute_script(
+        "return [...document.querySelectorAll('section')][0].querySelector('tbody tr').innerText;"
+    )
+    latest = read_table(spark, sample_gold, "gold", "kpi_summary").first().last_week
+    ems = {
+        r.period: r
+        for r in read_table(spark, sample_gold, "gold", "kpi_response_time").collect()
+        if r.agency == "EMS" and r.week_start_date == latest
+    }
+    assert headline.split("\t") == [
+        "EMS: Life Threatening Med Emergencies",
+        fmt_duration(ems["week"].avg_call_to_agency_arrival_s),
+        f"{fmt_duration(ems['trailing_weeks'].avg_call_to_agency_arrival_s)} (52 wk with data)",
+        f"{fmt_duration(ems['year_earlier'].avg_call_to_agency_arrival_s)} (52 wk with data)",
+        change_text(ems["trailing_weeks"].arrival_change_vs_year_earlier_pct, True)[0],
+    ]
     views = driver.find_elements(By.CSS_SELECTOR, "[data-agency-view]")
     assert [v.get_attribute("data-agency-view") for v in views if v.is_displayed()] == ["all"]
     tile = driver.find_element(By.ID, "tile-value-0").text
@@ -122,7 +140,7 @@ def test_sample_report_in_the_browser(spark, driver, sample_gold, tmp_path):
     select = Select(driver.find_element(By.ID, "agency-filter"))
     # Agencies by the names params give them, never by gold's codes (NYPD_NON_CIP).
     assert [o.text for o in select.options] == ["All agencies", "EMS", "FDNY", "NYPD", "NYPD (Non-CIP)"]
-    names = driver.execute_script("return document.getElementById('chart-0').data.map(t => t.name);")
+    names = driver.execute_script("return document.getElementById('chart-1').data.map(t => t.name);")
     assert names == ["EMS", "FDNY", "NYPD", "NYPD (Non-CIP)"]
     assert "NYPD_NON_CIP" not in html.read_text(encoding="utf-8")
     select.select_by_visible_text("EMS")
@@ -136,7 +154,7 @@ def test_sample_report_in_the_browser(spark, driver, sample_gold, tmp_path):
     )
     assert driver.find_element(By.ID, "tile-value-0").text == f"{ems_incidents:,}"
     assert set(driver.execute_script(VISIBLE_ROWS_JS)) <= {ems, "all"}
-    for chart in ("chart-0", "chart-3", "chart-5"):
+    for chart in ("chart-0", "chart-1", "chart-5", "chart-6"):
         metas = driver.execute_script(
             "return document.getElementById(arguments[0]).data"
             ".filter(function (t) { return t.visible !== false; }).map(function (t) { return t.meta; });",
@@ -154,7 +172,7 @@ def test_hostile_names_render_as_text_and_nothing_runs(spark, driver, hostile_re
     hostile_params, html = hostile_report
     check = page_check(driver, html)
     assert check.console_errors == (), check.console
-    assert check.charts == check.drawn == 6
+    assert check.charts == check.drawn == 7
     assert_nothing_executed(driver)
     options = [o.text for o in Select(driver.find_element(By.ID, "agency-filter")).options]
     assert HOSTILE_AGENCY in options  # the markup is the option's text
@@ -191,14 +209,20 @@ def test_report_command_writes_pdf_and_chart_pngs(sample_gold, tmp_path, capsys)
             "--format",
             "pdf",
             "--chart-png",
+            "--png",
+            str(tmp_path / "shots" / "report.png"),
             "--out",
             str(out),
         ]
     )
     assert code == 0
     assert (out / "kpi_report.pdf").read_bytes()[:5] == b"%PDF-"
-    assert sorted(p.name for p in (out / "charts").iterdir()) == [f"chart-{i}.png" for i in range(6)]
-    assert f"pdf: {out / 'kpi_report.pdf'}" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "charts").iterdir()) == [f"chart-{i}.png" for i in range(7)]
+    shot = (tmp_path / "shots" / "report.png").read_bytes()  # the whole page, far taller than a screen
+    assert shot[:8] == PNG_MAGIC and int.from_bytes(shot[20:24], "big") > 3000
+    printed = capsys.readouterr().out
+    assert f"pdf: {out / 'kpi_report.pdf'}" in printed
+    assert f"png: {tmp_path / 'shots' / 'report.png'}" in printed
 
 
 def test_report_scope_limits_weeks_and_agencies(spark, sample_gold, tmp_path):

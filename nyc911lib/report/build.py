@@ -100,6 +100,13 @@ def read_report_gold(
     named = agency_display_names(params.agency_names)
     details = ReportDetails(
         headline=named(pandas(gold("kpi_headline").where(scope.weeks() & shown_agencies))),
+        response_time=named(
+            pandas(
+                gold("kpi_response_time")
+                .where(scope.of_agencies() & (F.col("week_start_date") == F.lit(latest_week)))
+                .orderBy("agency", "incident_type", "period")
+            )
+        ),
         monthly_priority=named(pandas(gold("kpi_monthly_priority").where(monthly_scope))),
         sla_rules=pandas(gold("sla_rules")),
         sla_breach_weekly=named(pandas(gold("sla_breach_weekly").where(weekly_scope))),

@@ -31,13 +31,20 @@ from nyc911lib.report.monitoring import (
 )
 from nyc911lib.report.sections import (
     MAX_NAME_CHARS,
+    MAX_TABLE_ROWS,
     SECTION_CSS,
     ReportDetails,
     agency_key_of,
+    count_defects,
+    defect_marks,
+    drawn_times,
     fmt_number,
     headline_html,
     missing,
     priority_figures,
+    response_time_defects,
+    response_time_figure,
+    response_time_html,
     short_name,
     with_missing_months,
 )
@@ -66,24 +73,29 @@ TILES: tuple[tuple[str, str, str, str | None], ...] = (
 # Charts: (monthly column, title, y-axis title with units, one-line definition with units)
 CHARTS: tuple[tuple[str, str, str, str], ...] = (
     (
-        "incidents",
-        "Monthly incident volume by agency",
-        "Incidents per month",
-        "Sum of incidents per calendar month (a week counts in the month it starts), incidents.",
+        "incidents_per_week",
+        "Weekly incident volume by agency",
+        "Incidents per week",
+        "Incidents per week, the mean of each calendar month's weeks (a week counts in the month it "
+        "starts; months hold 4 or 5 weeks, so monthly sums would zig-zag), incidents.",
     ),
     (
         "avg_call_to_first_pickup_s",
         "Average call to first pickup by agency",
         "Seconds",
-        "Incident-weighted mean of the weekly averages per month, seconds.",
+        "Incident-weighted mean of the weekly averages per month, seconds; a negative average "
+        "(defective rows) is a gap marked with a grey cross on the axis.",
     ),
     (
         "sla_breach_rate_pct",
-        "SLA breach rate by agency",
+        "SLA breach rate by agency and month",
         "% of incidents",
-        "Share of incidents in rows breaching an applicable SLA rule, per month, % of incidents.",
+        "Share of incidents in rows breaching an applicable SLA rule, per month and agency, % of "
+        "incidents (darker: more breaches; blank: no data).",
     ),
 )
+HEATMAP_COLUMNS = ("sla_breach_rate_pct",)  # drawn as a month x agency heatmap, not as lines
+EVERY_AGENCY = "*"  # the `meta` of a trace the agency filter never hides
 
 
 def _num(value: Any, cast: type = float) -> Any:
@@ -188,33 +200,53 @@ def plotly_text(text: str) -> str:
 
 
 def monthly_figures(monthly: pd.DataFrame) -> list[go.Figure]:
-    """The three charts of CHARTS; one trace per agency, in the same (sorted) order in each."""
+    """The charts of CHARTS: lines with one trace per agency, in the same (sorted) order in each
+    (a missing month a gap, a negative time a gap marked with a cross), or a month x agency heatmap with one
+    row (trace) per agency."""
     data = _clean_monthly(monthly)
     agencies = _agencies(data)
     figures = []
     for column, title, y_title, _ in CHARTS:
         fig = go.Figure()
-        for agency in agencies:
-            rows = with_missing_months(data[data["agency"] == agency], ("agency",))
-            x = rows["month"].dt.strftime("%Y-%m-%d")
-            y = pd.to_numeric(rows[column], errors="coerce")
+        if column in HEATMAP_COLUMNS and agencies:
+            # One trace of every agency (plotly.js fails on several one-row heatmaps on one axis):
+            # it stays shown whichever agency the filter selects (meta "*"), a comparison view.
+            months = pd.date_range(data["month"].min(), data["month"].max(), freq="MS")
+            grid = data.pivot_table(index="agency", columns="month", values=column, aggfunc="first")
+            grid = grid.reindex(index=agencies, columns=months)
             fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    mode="lines+markers",
-                    name=plotly_text(short_name(agency)),
-                    meta=str(agencies.index(agency)),
+                go.Heatmap(
+                    x=months.strftime("%Y-%m-%d"),
+                    y=[plotly_text(short_name(a)) for a in agencies],
+                    z=[[None if missing(v) else float(v) for v in row] for row in grid.to_numpy()],
+                    coloraxis="coloraxis",
+                    meta=EVERY_AGENCY,
+                    hovertemplate="%{y}, %{x|%Y-%m}: %{z:.1f} %<extra></extra>",
                 )
             )
+        for index, agency in enumerate([] if column in HEATMAP_COLUMNS else agencies):
+            rows = with_missing_months(data[data["agency"] == agency], ("agency",))
+            x = rows["month"].dt.strftime("%Y-%m-%d")
+            values = pd.to_numeric(rows[column], errors="coerce")
+            name = plotly_text(short_name(agency))
+            drawn = drawn_times(values) if column.endswith("_s") else values
+            fig.add_trace(go.Scatter(x=x, y=drawn, mode="lines+markers", name=name, meta=str(index)))
+            marks = defect_marks(x, values, short_name(agency), str(index)) if column.endswith("_s") else None
+            if marks is not None:
+                fig.add_trace(marks)
         fig.update_layout(
             title_text=title,
             xaxis_title_text="Month",
-            yaxis_title_text=y_title,
+            yaxis_title_text="Agency" if column in HEATMAP_COLUMNS else y_title,
             legend_title_text="Agency",
-            height=380,
+            height=160 + 45 * len(agencies) if column in HEATMAP_COLUMNS else 380,
             margin={"l": 60, "r": 20, "t": 50, "b": 50},
         )
+        if column in HEATMAP_COLUMNS:
+            fig.update_layout(
+                coloraxis={"colorscale": "Oranges", "cmin": 0, "colorbar": {"title": {"text": y_title}}},
+                yaxis={"autorange": "reversed"},
+            )
         if not agencies:
             fig.add_annotation(text="No data", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         figures.append(fig)
@@ -248,7 +280,9 @@ document.getElementById("agency-filter").addEventListener("change",function(e){
   for(var i=0;i<tiles.length;i++){document.getElementById("tile-value-"+i).textContent=tiles[i];}
   cfg.charts.forEach(function(id){
     var div=document.getElementById(id),vis=[],idx=[];
-    for(var t=0;t<(div.data||[]).length;t++){vis.push(key==="all"||div.data[t].meta===key);idx.push(t);}
+    for(var t=0;t<(div.data||[]).length;t++){
+      var m=div.data[t].meta;vis.push(key==="all"||m===key||m==="*");idx.push(t);
+    }
     if(idx.length){Plotly.restyle(div,{visible:vis},idx);}
   });
   each("[data-agency-row]",function(el){el.hidden=!(key==="all"||el.getAttribute("data-agency-row")===key);});
@@ -284,11 +318,29 @@ def _chart_script(fig: go.Figure, div_id: str) -> str:
 CHART_SLOT = "<!--chart-->"
 
 
+def defects_html(defects: list[str]) -> str:
+    """The data-quality note on the chart points left out: every negative average time."""
+    if not defects:
+        return '<p class="note">Chart points not drawn: none (no negative average time).</p>'
+    items = "".join(f"<li>{escape(d)}</li>" for d in defects[:MAX_TABLE_ROWS])
+    more = f"<li>… and {len(defects) - MAX_TABLE_ROWS} more</li>" if len(defects) > MAX_TABLE_ROWS else ""
+    return (
+        f'<h3>Chart points not drawn: {len(defects)}</h3><p class="def">A negative average time comes only '
+        "from defective rows: the charts leave it out (a gap marked with a grey cross) and gold keeps "
+        f"it as published.</p><ul>{items}{more}</ul>"
+    )
+
+
 def _detail_sections(
-    details: ReportDetails, agencies: list[str], last_week: Any
+    details: ReportDetails, agencies: list[str], last_week: Any, monthly: pd.DataFrame
 ) -> tuple[list[str], list[go.Figure]]:
     """The HTML of the detail sections (a CHART_SLOT where each chart goes) and their figures."""
     key_of = agency_key_of(agencies)
+    defects = [
+        *count_defects(monthly, ("avg_call_to_first_pickup_s",), ("agency",)),
+        *count_defects(details.monthly_priority, ("avg_dispatch_s", "avg_travel_s"), ("agency", "priority")),
+        *response_time_defects(details.response_time),
+    ]
     figures = [
         *priority_figures(details.monthly_priority, key_of),
         sla_figure(details.sla_breach_weekly, key_of),
@@ -322,7 +374,7 @@ def _detail_sections(
             "Data quality",
             "Every landed file: rows ingested and where they went (silver, unchanged, superseded by a "
             "newer publication, quarantine), rows failing each quality rule, and how fresh the data is.",
-            data_quality_html(details, last_week),
+            data_quality_html(details, last_week) + defects_html(defects),
         ),
     ]
     return sections, figures
@@ -373,6 +425,17 @@ def render_report_html(
     if details is not None:
         parts.append(
             _section(
+                "End-to-end response time",
+                "Call to the agency's arrival for each agency's most urgent incidents (params "
+                "response_time), incident-weighted: the report's last week, the trailing weeks ending "
+                "with it and the same weeks a year earlier, as m:ss min; split into pickup (call to first "
+                "pickup), pickup to dispatch (call to dispatch minus pickup) and travel (dispatch to "
+                "arrival). NYPD (Non-CIP) types have no priority and no most urgent type.",
+                response_time_html(details.response_time, agency_key_of(agencies)) + CHART_SLOT,
+            )
+        )
+        parts.append(
+            _section(
                 "Latest week",
                 "Each figure for the latest week in the data against the same week 52 weeks earlier and "
                 "the median of the 12 weeks before it; ▲/▼ give the direction, better/worse whether it "
@@ -389,11 +452,14 @@ def render_report_html(
         )
     )
     no_data = "" if len(tiles) > 1 else '<p class="note">No data: the monthly table is empty.</p>'
-    figures = monthly_figures(monthly)
+    figures = (
+        [] if details is None else [response_time_figure(details.response_time, agency_key_of(agencies))]
+    )
+    figures += monthly_figures(monthly)
     for _, chart_title, _, definition in CHARTS:
         parts.append(_section(chart_title, definition, no_data + CHART_SLOT))
     if details is not None:
-        sections, detail_figures = _detail_sections(details, agencies, meta["last_week"])
+        sections, detail_figures = _detail_sections(details, agencies, meta["last_week"], monthly)
         parts.extend(sections)
         figures.extend(detail_figures)
     html_body = "".join(parts)

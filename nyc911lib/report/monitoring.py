@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from nyc911lib.report.sections import (
     ALL_KEY,
@@ -27,30 +28,47 @@ from nyc911lib.report.sections import (
     trace_name,
 )
 
+SLA_RECENT_WEEKS = 104  # the weekly chart: the last two years of the report (the heatmap has them all)
+
 
 def sla_figure(breach_weekly: pd.DataFrame, key_of: AgencyKey) -> go.Figure:
-    """Weekly SLA breach rate (% of incidents), one line per rule x agency."""
-    fig = go.Figure()
-    if not breach_weekly.empty:
-        data = breach_weekly.assign(week=pd.to_datetime(breach_weekly["week_start_date"]))
-        data = data.sort_values(["rule", "agency", "week"], kind="stable")
-        for (rule, agency), rows in data.groupby(["rule", "agency"], sort=False):
+    """Weekly SLA breach rate (% of incidents) over the report's last SLA_RECENT_WEEKS weeks:
+    small multiples, one panel per agency, one line per rule; a missing week is a gap."""
+    data = breach_weekly
+    if not data.empty:
+        data = data.assign(week=pd.to_datetime(data["week_start_date"]))
+        data = data[data["week"] > data["week"].max() - pd.Timedelta(weeks=SLA_RECENT_WEEKS)]
+        data = data.sort_values(["agency", "rule", "week"], kind="stable")
+    agencies = [] if data.empty else list(dict.fromkeys(data["agency"]))
+    titles = [trace_name(a) for a in agencies] or ["No data"]
+    fig = make_subplots(
+        rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08
+    )
+    shown: set[str] = set()
+    for i, agency in enumerate(agencies, start=1):
+        for rule, rows in data[data["agency"] == agency].groupby("rule", sort=False):
+            weeks = pd.date_range(rows["week"].min(), rows["week"].max(), freq="7D")
+            filled = rows.set_index("week").reindex(weeks)
             fig.add_trace(
                 go.Scatter(
-                    x=rows["week"].dt.strftime("%Y-%m-%d"),
-                    y=pd.to_numeric(rows["breach_incidents_pct"], errors="coerce"),
+                    x=weeks.strftime("%Y-%m-%d"),
+                    y=pd.to_numeric(filled["breach_incidents_pct"], errors="coerce"),
                     mode="lines",
-                    name=trace_name(agency, f"({rule})"),
+                    name=trace_name(rule),
+                    legendgroup=str(rule),
+                    showlegend=str(rule) not in shown,
                     meta=key_of(agency),
-                )
+                ),
+                row=i,
+                col=1,
             )
+            shown.add(str(rule))
+    fig.update_yaxes(title_text="%")
     fig.update_layout(
-        title_text="Weekly SLA breach rate by rule and agency",
-        xaxis_title_text="Week",
-        yaxis_title_text="% of incidents",
-        legend_title_text="Agency (rule)",
-        height=380,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        title_text=f"Weekly SLA breach rate by agency and rule, the last {SLA_RECENT_WEEKS} weeks",
+        legend_title_text="Rule",
+        height=100 + 150 * len(titles),
+        margin={"l": 60, "r": 20, "t": 80, "b": 40},
     )
     return fig
 

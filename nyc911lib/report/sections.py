@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 NA = "n/a"
 ALL_KEY = "all"
@@ -51,6 +52,7 @@ class ReportDetails:
     and agencies) and the time the report is generated (for the data's freshness)."""
 
     headline: pd.DataFrame = field(default_factory=empty_frame)
+    response_time: pd.DataFrame = field(default_factory=empty_frame)
     monthly_priority: pd.DataFrame = field(default_factory=empty_frame)
     sla_rules: pd.DataFrame = field(default_factory=empty_frame)
     sla_breach_weekly: pd.DataFrame = field(default_factory=empty_frame)
@@ -85,9 +87,12 @@ def short_name(name: Any, limit: int = MAX_NAME_CHARS) -> str:
 SECONDS = " s"
 
 
-def fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float | None) -> str:
     """A time as people read it: `m:ss min` from a minute up (1539.0 -> `25:39 min`, rounded to
-    the second), else seconds with one decimal (`4.0 s`); a negative one keeps its sign."""
+    the second), else seconds with one decimal (`4.0 s`); a negative one keeps its sign; an
+    unknown one (None, NaN) `n/a`."""
+    if missing(seconds) or not math.isfinite(float(seconds)):
+        return NA
     if abs(round(seconds, 1)) < 60:
         return f"{seconds:,.1f}{SECONDS}"
     minutes, rest = divmod(round(abs(seconds)), 60)
@@ -231,44 +236,265 @@ def with_missing_months(rows: pd.DataFrame, keys: Sequence[str], month: str = "m
     return filled.rename_axis(month).reset_index()
 
 
+DEFECT_NOTE = "negative (defective rows): not drawn"
+
+
+def drawn_times(values: pd.Series) -> pd.Series:
+    """A time series as a chart draws it: a negative average, which only defective rows produce,
+    is a gap (NULL), never drawn as a time."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.where(~(numbers < 0))
+
+
+def defect_marks(x: pd.Series, values: pd.Series, series: str, meta: str) -> go.Scatter | None:
+    """Grey crosses on the axis where a series' time is negative (its line has a gap there), each
+    with a hover naming the defect; None when there is none."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = (numbers < 0).fillna(False).to_numpy()
+    if not bad.any():
+        return None
+    hover = [
+        f"{series}, {when}: {fmt_number(v, SECONDS)}, {DEFECT_NOTE}"
+        for when, v in zip(x[bad], numbers[bad], strict=True)
+    ]
+    return go.Scatter(
+        x=list(x[bad]),
+        y=[0.0] * int(bad.sum()),
+        mode="markers",
+        marker={"symbol": "x-thin-open", "size": 10, "color": NEUTRAL_COLOUR, "line": {"width": 2}},
+        name=escape(f"{series}: {DEFECT_NOTE}", quote=False),
+        showlegend=False,
+        hovertext=[escape(h, quote=False) for h in hover],
+        hoverinfo="text",
+        meta=meta,
+    )
+
+
+def count_defects(
+    frame: pd.DataFrame, columns: Sequence[str], keys: Sequence[str], when: str = "month"
+) -> list[str]:
+    """One line per negative time a chart leaves out (`columns` of `frame`), naming its series
+    (`keys`), period and value: for the data-quality section."""
+    found = []
+    for column in columns:
+        if frame.empty or column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        for _, r in frame[values < 0].iterrows():
+            series = " ".join(str(r[k]) if k != "priority" else priority_label(r[k]) for k in keys)
+            found.append(f"{series}, {fmt_date(r[when])}: {column} {fmt_number(r[column], SECONDS)}")
+    return found
+
+
 def priority_label(priority: Any) -> str:
     """`P1`.. for a priority, `no priority` for types without one (NYPD non-CIP)."""
     return "no priority" if missing(priority) else f"P{int(priority)}"
 
 
+PRIORITY_COLOURS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#555555")  # P1..P4, no priority
+
+
 def priority_figures(monthly_priority: pd.DataFrame, key_of: AgencyKey) -> list[go.Figure]:
-    """Monthly dispatch and travel time, one line per agency x priority."""
+    """Monthly dispatch and travel time: small multiples, one panel per agency, one line per
+    priority (the same colour for a priority in every panel); a negative time is a gap with a
+    marked defect."""
     figures = []
+    data = monthly_priority
+    if not data.empty:
+        data = data.assign(month=pd.to_datetime(data["month"]))
+        data = data.sort_values(["agency", "priority", "month"], na_position="last", kind="stable")
+    agencies = [] if data.empty else list(dict.fromkeys(data["agency"]))
+    priorities = [] if data.empty else sorted({p for p in data["priority"] if not missing(p)})
+    colours = {p: PRIORITY_COLOURS[min(i, len(PRIORITY_COLOURS) - 2)] for i, p in enumerate(priorities)}
+    columns = 2 if len(agencies) > 1 else 1
+    rows = max(1, -(-len(agencies) // columns))
     for column, title in (
         ("avg_dispatch_s", "Average dispatch time"),
         ("avg_travel_s", "Average travel time"),
     ):
-        fig = go.Figure()
-        if not monthly_priority.empty:
-            data = monthly_priority.assign(month=pd.to_datetime(monthly_priority["month"]))
-            data = data.sort_values(["agency", "priority", "month"], na_position="last", kind="stable")
-            for (agency, priority), series in data.groupby(["agency", "priority"], dropna=False, sort=False):
-                rows = with_missing_months(series, ("agency", "priority"))
-                y = pd.to_numeric(rows[column], errors="coerce")
-                if y.notna().sum() == 0:
+        titles = [escape(short_name(a), quote=False) for a in agencies] or ["No data"]
+        fig = make_subplots(
+            rows=rows, cols=columns, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.14
+        )
+        legend_shown: set[str] = set()
+        for i, agency in enumerate(agencies):
+            at = {"row": i // columns + 1, "col": i % columns + 1}
+            for priority, series in data[data["agency"] == agency].groupby(
+                "priority", dropna=False, sort=False
+            ):
+                filled = with_missing_months(series, ("agency", "priority"))
+                y = drawn_times(filled[column])
+                label = priority_label(priority)
+                months = filled["month"].dt.strftime("%Y-%m-%d")
+                if pd.to_numeric(filled[column], errors="coerce").notna().sum() == 0:
                     continue
                 fig.add_trace(
                     go.Scatter(
-                        x=rows["month"].dt.strftime("%Y-%m-%d"),
+                        x=months,
                         y=y,
                         mode="lines",
-                        name=trace_name(agency, priority_label(priority)),
-                        legendgroup=key_of(agency),
+                        name=label,
+                        legendgroup=label,
+                        showlegend=label not in legend_shown,
+                        legendrank=100 + (99 if missing(priority) else int(priority)),
+                        line={"color": colours.get(priority, PRIORITY_COLOURS[-1])},
                         meta=key_of(agency),
-                    )
+                    ),
+                    **at,
                 )
+                legend_shown.add(label)
+                marks = defect_marks(months, filled[column], f"{short_name(agency)} {label}", key_of(agency))
+                if marks is not None:
+                    fig.add_trace(marks, **at)
+        fig.update_yaxes(title_text="Seconds", col=1)
         fig.update_layout(
-            title_text=f"{title} by agency and priority",
-            xaxis_title_text="Month",
-            yaxis_title_text="Seconds",
-            legend_title_text="Agency, priority",
-            height=380,
-            margin={"l": 60, "r": 20, "t": 50, "b": 50},
+            title_text=f"{title} by agency and priority (monthly, incident-weighted)",
+            legend_title_text="Priority",
+            height=120 + 230 * rows,
+            margin={"l": 60, "r": 20, "t": 80, "b": 40},
         )
         figures.append(fig)
     return figures
+
+
+# The end-to-end response time headline (gold.kpi_response_time at the report's last week).
+RESPONSE_SEGMENTS = (  # (column, label, colour), in the order they happen
+    ("pickup_s", "Pickup (call to first pickup)", "#E69F00"),
+    ("pickup_to_dispatch_s", "Pickup to dispatch", "#56B4E9"),
+    ("travel_s", "Travel (dispatch to arrival)", "#009E73"),
+)
+RESPONSE_PERIODS = ("week", "trailing_weeks", "year_earlier")
+
+
+def _weeks_of(row: Any) -> int:
+    """The weeks a period spans (its first to its last week)."""
+    return (pd.Timestamp(row["period_last_week"]) - pd.Timestamp(row["period_first_week"])).days // 7 + 1
+
+
+def period_label(row: Any) -> str:
+    """`Week of 2025-12-22`, `52 weeks to 2025-12-22`, `Same 52 weeks a year earlier (to 2024-12-23)`."""
+    last = fmt_date(row["period_last_week"])
+    if row["period"] == "week":
+        return f"Week of {last}"
+    if row["period"] == "trailing_weeks":
+        return f"{_weeks_of(row)} weeks to {last}"
+    return f"Same {_weeks_of(row)} weeks a year earlier (to {last})"
+
+
+def _series(frame: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """(agency, incident type) -> its rows by period, agencies in the frame's order of first sight."""
+    if frame.empty:
+        return []
+    groups = frame.groupby(["agency", "incident_type"], sort=False)
+    return [(key, rows.set_index("period")) for key, rows in groups]
+
+
+def response_time_html(frame: pd.DataFrame, key_of: AgencyKey) -> str:
+    """One row per agency's most urgent incident type: the end-to-end time of the latest week,
+    of the trailing weeks and of the same weeks a year earlier (m:ss), the change, and a note
+    where a segment is negative (defective rows: not drawn)."""
+    if frame.empty:
+        return '<p class="note">No end-to-end response time for the last week of the report.</p>'
+    rows = []
+    for (agency, kind), periods in _series(frame):
+        cells = name_cell(f"{agency}: {kind}")
+        for period in RESPONSE_PERIODS:
+            if period not in periods.index:
+                cells += cell(NA, num=True)
+                continue
+            r = periods.loc[period]
+            weeks = f" ({int(r['weeks_with_data'])} wk with data)" if period != "week" else ""
+            cells += cell(fmt_number(r["avg_call_to_agency_arrival_s"], SECONDS) + weeks, num=True)
+        change = periods["arrival_change_vs_year_earlier_pct"].get("trailing_weeks")
+        text, css = change_text(change, True)
+        cells += cell(text, css=css)
+        rows.append((key_of(agency), cells))
+    heads = {r["period"]: period_label(r) for r in frame.drop_duplicates("period").to_dict("records")}
+    headers = (
+        "Agency: most urgent incidents",
+        heads.get("week", "Latest week"),
+        heads.get("trailing_weeks", "Trailing weeks"),
+        heads.get("year_earlier", "A year earlier"),
+        "Trailing weeks vs a year earlier",
+    )
+    return table(headers, rows, "No end-to-end response time for the last week of the report.")
+
+
+def response_time_defects(frame: pd.DataFrame) -> list[str]:
+    """A line per negative segment of the headline (defective rows): such a segment is not drawn."""
+    found = []
+    for (agency, kind), periods in _series(frame):
+        for period, r in periods.iterrows():
+            for column, label, _ in RESPONSE_SEGMENTS:
+                if not missing(r[column]) and float(r[column]) < 0:
+                    found.append(
+                        f"{agency}: {kind}, {period_label(r.to_dict() | {'period': period})}: "
+                        f"{label} {fmt_number(r[column], SECONDS)} (negative)"
+                    )
+    return found
+
+
+def _minute_ticks(longest: float) -> tuple[list[float], list[str]]:
+    """Axis ticks every 1, 2 or 5 minutes up to `longest` seconds, labelled m:ss."""
+    step = next((s for s in (60, 120, 300, 600) if longest / s <= 10), 1200)
+    values = [float(v) for v in range(0, int(longest) + step, step)]
+    return values, [f"{int(v) // 60}:{int(v) % 60:02d}" for v in values]
+
+
+def response_time_figure(frame: pd.DataFrame, key_of: AgencyKey | None = None) -> go.Figure:
+    """Small multiples, one panel per agency's most urgent type: a stacked bar per period of the
+    three segments (pickup, pickup to dispatch, travel), m:ss. A negative segment (defective
+    rows) is left out of its bar, and its hover says so."""
+    key_of = key_of or (lambda _: ALL_KEY)
+    series = _series(frame)
+    titles = [escape(f"{short_name(a)}: {short_name(k)}", quote=False) for (a, k), _ in series] or ["No data"]
+    fig = make_subplots(
+        rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.12
+    )
+    longest = 60.0
+    for i, ((agency, _), periods) in enumerate(series, start=1):
+        present = [p for p in reversed(RESPONSE_PERIODS) if p in periods.index]  # latest on top
+        labels = [period_label(periods.loc[p].to_dict() | {"period": p}) for p in present]
+        total = pd.to_numeric(periods["avg_call_to_agency_arrival_s"], errors="coerce").max()
+        longest = max(longest, 0.0 if missing(total) else float(total))
+        for column, label, colour in RESPONSE_SEGMENTS:
+            values = [periods.loc[p, column] for p in present]
+            shown = [None if missing(v) or float(v) < 0 else float(v) for v in values]
+            hover = [
+                f"{label}: {fmt_number(v, SECONDS)}"
+                + (" — negative (defective rows), not drawn" if not missing(v) and float(v) < 0 else "")
+                + f"<br>end to end: {fmt_number(periods.loc[p, 'avg_call_to_agency_arrival_s'], SECONDS)}"
+                for p, v in zip(present, values, strict=True)
+            ]
+            fig.add_trace(
+                go.Bar(
+                    x=shown,
+                    y=[escape(t, quote=False) for t in labels],
+                    orientation="h",
+                    name=label,
+                    legendgroup=column,
+                    showlegend=i == 1,
+                    marker_color=colour,
+                    customdata=hover,
+                    hovertemplate="%{y}<br>%{customdata}<extra></extra>",
+                    text=[fmt_number(v, SECONDS) if v is not None else "" for v in shown],
+                    textposition="inside",
+                    meta=key_of(agency),
+                ),
+                row=i,
+                col=1,
+            )
+    ticks, tick_text = _minute_ticks(longest)
+    fig.update_xaxes(tickvals=ticks, ticktext=tick_text)
+    fig.update_xaxes(
+        title_text="Call to the agency's arrival, m:ss (incident-weighted)", row=len(titles), col=1
+    )
+    fig.update_layout(
+        barmode="stack",
+        title_text="End-to-end response time of the most urgent incidents, by segment",
+        legend_title_text="Segment",
+        legend_traceorder="normal",
+        height=140 + 170 * len(titles),
+        margin={"l": 60, "r": 20, "t": 80, "b": 50},
+    )
+    return fig

@@ -69,12 +69,14 @@ def _report(args: argparse.Namespace) -> int:
     out_dir = (args.out or params.reports_dir).resolve()
     html = build_report(engine.session(params=params), params, out_dir, scope)
     print(f"report: {html}")
-    if args.format == "pdf" or args.chart_png:
+    if args.format == "pdf" or args.chart_png or args.png:
         from nyc911lib.report import browser  # noqa: PLC0415 - selenium is needed only here
 
         with browser.headless_driver() as driver:
             if args.format == "pdf":
                 print(f"pdf: {browser.html_to_pdf(html, out_dir / PDF_NAME, driver=driver)}")
+            if args.png:
+                print(f"png: {browser.full_page_screenshot(html, args.png.resolve(), driver=driver)}")
             if args.chart_png:
                 pngs = browser.chart_pngs(html, out_dir / "charts", driver=driver)
                 print(f"charts: {len(pngs)} PNG files in {out_dir / 'charts'}")

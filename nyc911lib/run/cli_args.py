@@ -115,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=("html", "pdf"), default="html", help="html (default) or pdf")
     report.add_argument("--out", type=Path, help="output folder (default: reports_dir from params)")
     report.add_argument(
+        "--png",
+        type=Path,
+        metavar="FILE",
+        help="also write a full-page screenshot of the report to FILE (PNG, headless Chromium)",
+    )
+    report.add_argument(
         "--chart-png",
         action="store_true",
         help="also write each chart as a PNG (charts/chart-N.png) for slides, rendered by headless Chromium",

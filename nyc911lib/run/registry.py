@@ -47,6 +47,7 @@ from nyc911lib.transforms.quality import (
     schema_drift_metrics,
     with_quality_results,
 )
+from nyc911lib.transforms.response_time import kpi_response_time
 from nyc911lib.transforms.silver import (
     EVALUATION_COLUMNS,
     VALUE_COLUMNS,
@@ -353,6 +354,15 @@ REGISTRY: tuple[Entry, ...] = (
         ("kpi_agency_weekly",),
         _of(kpi_headline, "kpi_agency_weekly"),
         "Latest week against the trailing weeks and the same week a year before, per agency.",
+    ),
+    _gold(
+        "kpi_response_time",
+        ("kpi_weekly",),
+        lambda inputs, run: inputs["kpi_weekly"].transform(
+            kpi_response_time(run.params.response_time.most_urgent, run.params.response_time.trailing_weeks)
+        ),
+        "End-to-end response time (call to arrival) of each agency's most urgent incidents and its "
+        "segments, per week: the week, the trailing weeks ending with it, the same weeks a year earlier.",
     ),
     _gold(
         "kpi_monthly_priority",

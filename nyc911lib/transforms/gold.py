@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import reduce
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 
 from nyc911lib.config import SlaRule
 
@@ -36,8 +36,9 @@ MONTHLY_METRICS = (
 )
 
 
-def incident_weighted_mean(value: str, weight: str = "incidents") -> Column:
-    """sum(value * incidents) / sum(incidents), over the rows where `value` is known.
+def incident_weighted_mean(value: str, weight: str = "incidents", over: WindowSpec | None = None) -> Column:
+    """sum(value * incidents) / sum(incidents), over the rows where `value` is known: an
+    aggregate, or with `over` a window function (e.g. the 52 weeks ending with each row's week).
 
     Rows with a NULL value carry no information about it, so their incidents are left out of
     the denominator too (otherwise a missing value would pull the mean towards zero).
@@ -45,6 +46,8 @@ def incident_weighted_mean(value: str, weight: str = "incidents") -> Column:
     known = F.col(value).isNotNull()
     numerator = F.sum(F.when(known, F.col(value) * F.col(weight)))
     denominator = F.sum(F.when(known, F.col(weight)))
+    if over is not None:
+        numerator, denominator = numerator.over(over), denominator.over(over)
     return numerator / denominator
 
 
@@ -126,8 +129,9 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
 
     `sla_breach_rate_pct` is the share of incidents in breaching rows (incident-weighted, like
     every other figure); `sla_breach_rows_pct` the share of rows, for comparison. `weeks` counts
-    the weeks starting in the month (4 or 5, fewer at the edges of the data): monthly volumes
-    swing with it, so compare `incidents / weeks` across months.
+    the weeks starting in the month (4 or 5, fewer at the edges of the data): monthly sums swing
+    with it, so volumes compare across months as `incidents_per_week`, the month's mean of its
+    weekly incidents.
     """
     month = F.trunc("week_start_date", "month").alias("month")
     agg = weekly.groupBy(month, "agency").agg(
@@ -146,6 +150,7 @@ def kpi_monthly_agency(weekly: DataFrame) -> DataFrame:
         "sla_breach_rows_pct",
         "rows",
         "weeks",
+        (F.col("incidents") / F.col("weeks")).alias("incidents_per_week"),
     )
 
 
