@@ -125,6 +125,7 @@ def connection() -> Any:
     """The DuckDB connection of the duckdb engine (its session's)."""
     if name() != "duckdb":
         raise EngineError(f"no DuckDB connection: this process runs the {name()} engine")
+    session()
     return _state.connection
 
 
@@ -150,6 +151,10 @@ def session(engine: str | None = None, params: Any = None) -> Any:
         from pyspark.sql import SparkSession  # noqa: PLC0415 - SQLFrame's, after select()
 
         _state.session = SparkSession.builder.getOrCreate()
+        # SQLFrame's session is a process singleton: one created before this (code that built a
+        # DuckDBSession on a connection of its own) is returned with its connection. Views are
+        # registered on the session's connection, or the session could not see them.
+        _state.connection = _state.session._conn
         _state.session.conf.set("spark.sql.session.timeZone", "UTC")
     return _state.session
 

@@ -58,3 +58,26 @@ def test_the_engine_a_process_gets(code, env, expected):
     command = [sys.executable, "-c", script]
     out = subprocess.run(command, capture_output=True, text=True, env={**environ, **env}, check=False)
     assert (out.stdout.strip() or out.stderr.strip().splitlines()[-1]) == expected
+
+
+def test_a_duckdb_session_made_before_the_engines_is_the_one_its_frames_use():
+    """SQLFrame's session is a process singleton: when code built a DuckDBSession on a connection
+    of its own first (tests/test_delta_rs.py does), the engine's session is that one, and the
+    frames it materializes are registered on that session's connection, so it sees their columns
+    (they were registered on another connection and read as `SELECT FROM view`, which DuckDB
+    refuses, when test_delta_rs ran first in a pytest worker)."""
+    code = (
+        "import duckdb, nyc911lib as n9\n"
+        "from nyc911lib import engine\n"
+        "engine.select('duckdb')\n"
+        "from sqlframe.duckdb import DuckDBSession\n"
+        "first = DuckDBSession(conn=duckdb.connect())\n"
+        "spark = engine.session()\n"
+        "frame = engine.materialize(spark.createDataFrame([(1, 'a')], 'n long, s string'))\n"
+        "print(spark is first, engine.connection() is first._conn, frame.columns, frame.collect()[0].s)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "NYC911_ENGINE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=False
+    )
+    assert out.stdout.strip() == "True True ['n', 's'] a", out.stderr[-2000:]
