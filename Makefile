@@ -13,16 +13,12 @@ NB_TMP := $(shell mktemp -u /tmp/nyc911-nb.XXXXXX)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-# pip without compiling every installed module to bytecode up front (measured: the default lock
-# installs in 33 s instead of 72 s); Python compiles what it imports, once, on first import.
-PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile
-
 # The default engine (SQLFrame on DuckDB, delta-rs) needs Python only: `make run` installs it.
 $(STAMP): pyproject.toml requirements-lock.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required (found %s)" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -r requirements-lock.txt
-	$(PIP_INSTALL) --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 # The Spark engine (pyspark + delta-spark, and the two Delta jars for the pinned pair, copied from
@@ -43,11 +39,11 @@ DEV_STAMP := $(VENV)/.dev-stamp
 	mvn -q -B dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA_VERSION) -DoutputDirectory=.jars
 
 $(SPARK_STAMP): $(STAMP) requirements-spark-lock.txt | $(JARS)
-	$(PIP_INSTALL) -r requirements-spark-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-spark-lock.txt
 	@touch $(SPARK_STAMP)
 
 $(DEV_STAMP): $(STAMP) requirements-dev-lock.txt
-	$(PIP_INSTALL) -r requirements-dev-lock.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev-lock.txt
 	@touch $(DEV_STAMP)
 
 venv: $(STAMP) ## Create .venv/ with the pinned dependencies of the default engine and the nyc911 command
@@ -143,7 +139,7 @@ sdp: $(SPARK_STAMP) ## The declarative runner into warehouse-declarative/ (open-
 
 .PHONY: bench
 bench: $(SPARK_STAMP) ## Benchmarks (< 15 min, not in `make test`): reports/bench/bench.{md,json} (ARGS=--scenarios a,c,f ...)
-	$(PIP_INSTALL) -r benchmarks/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run $(ARGS)
 
 lock: ## Re-pin the three lock files from pyproject.toml in scratch venvs
