@@ -276,6 +276,16 @@ def test_report_scope_limits_weeks_and_agencies(spark, sample_gold, tmp_path):
     assert_same_summary({k: summary[k] for k in expected}, expected)
     html = (tmp_path / "kpi_report.html").read_text(encoding="utf-8")
     assert '<option value="0">FDNY</option>' in html and ">EMS</option>" not in html
+    # The response-time headline follows the scope: FDNY's row at the scope's last week only.
+    fdny_week = next(
+        r
+        for r in read_table(spark, sample_gold, "gold", "kpi_response_time").collect()
+        if r.agency == "FDNY" and r.week_start_date.isoformat() == "2024-06-24" and r.period == "week"
+    )
+    headline = html[html.index("<h2>End-to-end response time</h2>") : html.index("<h2>Latest week</h2>")]
+    assert "<th>Week of 2024-06-24</th>" in headline and "<th>52 weeks to 2024-06-24</th>" in headline
+    assert "FDNY: Structural Fires" in headline and "EMS:" not in headline and "NYPD:" not in headline
+    assert f'<td class="num">{fmt_duration(fdny_week.avg_call_to_agency_arrival_s)}</td>' in headline
 
 
 def test_report_refuses_other_sla_rules(sample_gold, tmp_path, capsys):
