@@ -29,6 +29,7 @@ from nyc911lib.report.html import (
     report_summary_json,
     write_report,
 )
+from nyc911lib.report.monitoring import sla_figure
 from nyc911lib.report.sections import (
     RESPONSE_SEGMENTS,
     ReportDetails,
@@ -576,3 +577,26 @@ def test_hostile_agency_name_in_the_headline_is_escaped(name):
     assert bars["layout"]["annotations"][0]["text"] == plotly_text(
         f"{short_name(name)}: Life Threatening Med Emergencies"
     )
+
+
+def test_weekly_sla_chart_is_a_panel_per_agency_over_the_last_104_weeks():
+    weeks = pd.date_range("2022-01-03", periods=120, freq="7D")
+    rows = [
+        {"week_start_date": w.date(), "rule": rule, "agency": agency, "breach_incidents_pct": float(i % 7)}
+        for i, w in enumerate(weeks)
+        for agency in ("EMS", "FDNY")
+        for rule in ("pickup_over_5s", "travel_over_10m")
+        if not (agency == "FDNY" and i == 110)  # a week without data: a gap
+    ]
+    fig = sla_figure(pd.DataFrame(rows), lambda agency: agency)
+    assert [a.text for a in fig.layout.annotations] == ["EMS", "FDNY"]
+    assert [(t.name, t.meta, t.yaxis, t.showlegend) for t in fig.data] == [
+        ("pickup_over_5s", "EMS", "y", True),
+        ("travel_over_10m", "EMS", "y", True),
+        ("pickup_over_5s", "FDNY", "y2", False),
+        ("travel_over_10m", "FDNY", "y2", False),
+    ]
+    assert fig.data[0].line.color == fig.data[2].line.color != fig.data[1].line.color  # a rule's colour
+    assert fig.data[0].x[0] == weeks[120 - 104].date().isoformat() and len(fig.data[0].x) == 104
+    fdny = list(fig.data[2].y)
+    assert math.isnan(fdny[110 - 16]) and fdny[109 - 16] == float(109 % 7)

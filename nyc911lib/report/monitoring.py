@@ -28,6 +28,7 @@ from nyc911lib.report.sections import (
     trace_name,
 )
 
+RULE_COLOURS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#555555")  # Okabe-Ito
 SLA_RECENT_WEEKS = 104  # the weekly chart: the last two years of the report (the heatmap has them all)
 
 
@@ -45,6 +46,10 @@ def sla_figure(breach_weekly: pd.DataFrame, key_of: AgencyKey) -> go.Figure:
         rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08
     )
     shown: set[str] = set()
+    rules = [] if data.empty else sorted({str(r) for r in data["rule"]})
+    colour = {
+        rule: RULE_COLOURS[i % len(RULE_COLOURS)] for i, rule in enumerate(rules)
+    }  # same in every panel
     for i, agency in enumerate(agencies, start=1):
         for rule, rows in data[data["agency"] == agency].groupby("rule", sort=False):
             weeks = pd.date_range(rows["week"].min(), rows["week"].max(), freq="7D")
@@ -57,6 +62,7 @@ def sla_figure(breach_weekly: pd.DataFrame, key_of: AgencyKey) -> go.Figure:
                     name=trace_name(rule),
                     legendgroup=str(rule),
                     showlegend=str(rule) not in shown,
+                    line={"color": colour[str(rule)]},
                     meta=key_of(agency),
                 ),
                 row=i,
