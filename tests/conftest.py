@@ -19,6 +19,7 @@ from nyc911lib import engine
 
 ENGINE = engine.select()  # before any test module imports pyspark (SQLFrame's on duckdb)
 
+
 from nyc911lib import land_source, load_params, run_layers  # noqa: E402
 from nyc911lib.io.storage import table_name, table_version  # noqa: E402
 from nyc911lib.schema import BRONZE_SOURCE_NAMES  # noqa: E402
@@ -239,3 +240,8 @@ def agency_summary(rows: list[tuple]) -> pd.DataFrame:
     total_incidents, sla_breach_incidents_pct, avg_call_to_first_pickup_s) each."""
     columns = ["agency", "total_incidents", "sla_breach_incidents_pct", "avg_call_to_first_pickup_s"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# The parity warehouses (a session fixture: tests/test_parity.py and the declarative pipeline's
+# tests compare with them). Imported last: parity_runs imports this module's paths.
+from parity_runs import built  # noqa: E402, F401

@@ -1,14 +1,14 @@
 """The runs tests/test_declarative_pipeline.py compares, in a process of their own.
 
 For the sample and for the two real exports: `nyc911 run --runner declarative` on a warehouse
-holding the landed files, and the incremental runner (`--runner inline`, duckdb engine, one run per
-publication) on the same files under the same names. (Started in the background at the start of
-the Spark test process, at a lower priority, they made `make test` no shorter: both test processes
-keep the two cores busy.)
+holding the landed files. The incremental warehouses it is compared with are the parity tests'
+duckdb ones (`parity_runs.built`: `sample-duckdb`, and `duckdb-2`, the real exports in two runs so
+silver MERGEd the second publication into the first), which landed the same files under the same
+names.
 
 Run as a script (the background process):
 
-    python tests/declarative_runs.py <folder>
+    python tests/declarative_runs.py <folder> <references.json>
 
 writes `<folder>/pairs.json` when every run succeeded, else `<folder>/failed.txt` with the end of
 the output of the run that failed.
@@ -23,15 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-from engine_runs import REPO, land_as, run_env, start_runs, wait_runs  # as a script: tests/ is on sys.path
+from engine_runs import (  # as a script: tests/ is on sys.path
+    FIRST_NAME,
+    REPO,
+    SAMPLE_NAME,
+    SECOND_NAME,
+    land_as,
+    run_env,
+)
 
 SHARED_DATA = REPO.parent / "shared" / "data"
 REAL = (SHARED_DATA / "nyc911_e2e_through_2023-01-23.csv", SHARED_DATA / "nyc911_e2e_through_2025-12-22.csv")
-SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
-REAL_NAMES = (
-    "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv",
-    "20260112T000000000000Z__file__nyc911_e2e_through_2025-12-22.csv",
-)
+REAL_NAMES = (FIRST_NAME, SECOND_NAME)
 RUN_TIMEOUT_S = 900
 
 
@@ -56,39 +59,36 @@ def params_for(warehouse: Path) -> Path:
     return path
 
 
-def build(root: Path) -> dict[str, list[str]]:
-    """Land, run both runners, and return {"sample" | "real": [declarative, incremental]}."""
+def build(root: Path, references: dict[str, str]) -> dict[str, list[str]]:
+    """Land and run the declarative runner for each case of `references` ({"sample" | "real":
+    incremental warehouse}); return {case: [declarative, incremental]}."""
     from nyc911lib.sample import write_sample  # noqa: PLC0415 - engine-free
 
     sources = {"sample": [(write_sample(root / "nyc911_sample.csv"), SAMPLE_NAME)]}
-    if all(p.is_file() for p in REAL):
+    if "real" in references:
         sources["real"] = list(zip(REAL, REAL_NAMES, strict=True))
-    steps, pairs = [], {}
+    pairs = {}
     for case, files in sources.items():
-        declarative, incremental = root / f"{case}-declarative", root / f"{case}-incremental"
+        declarative = root / f"{case}-declarative"
         for source, name in files:
             land_as(source, declarative, name)
-            # One incremental run per publication: the second is MERGEd into the first.
-            steps.append({"warehouse": str(incremental), "land": [[str(source), name]]})
-        pairs[case] = [str(declarative), str(incremental)]
-    reference = start_runs("duckdb", steps, root / "logs-incremental")
-    for case, (declarative, _) in pairs.items():
-        options = ["--warehouse", declarative, "--params", str(params_for(Path(declarative)))]
+        options = ["--warehouse", str(declarative), "--params", str(params_for(declarative))]
         done = nyc911("run", "--runner", "declarative", *options, log_dir=root / f"logs-{case}")
         if done.returncode != 0:
             raise AssertionError(
                 f"declarative run on the {case} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
             )
-    wait_runs(reference, timeout=RUN_TIMEOUT_S)
+        pairs[case] = [str(declarative), references[case]]
     return pairs
 
 
-def start(root: Path) -> subprocess.Popen:
+def start(root: Path, references: dict[str, Path]) -> subprocess.Popen:
     """Start `build` in a process of its own."""
     root.mkdir(parents=True, exist_ok=True)
+    (root / "references.json").write_text(json.dumps({k: str(v) for k, v in references.items()}))
     log = (root / "background.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, __file__, str(root)],
+        [sys.executable, __file__, str(root), str(root / "references.json")],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
@@ -119,7 +119,7 @@ def wait(
 if __name__ == "__main__":
     folder = Path(sys.argv[1])
     try:
-        result = build(folder)
+        result = build(folder, json.loads(Path(sys.argv[2]).read_text(encoding="utf-8")))
     except Exception as exc:
         (folder / "failed.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
         sys.exit(1)

@@ -18,12 +18,16 @@ Run as a script, it is the subprocess of `start_runs`:
     python tests/engine_runs.py <plan.json>
 
 plan: {"engine": "duckdb"|"spark", "steps": [step, ...]}, a step being {"warehouse": W,
-"land": [[source, name], ...], "args": [...], "wait": [file, ...], "copy": [[from, to], ...],
-"mark": file}. Each step waits until the `wait` files exist (marks of the other engine's process,
-whose warehouse it continues), lands its files in W/landing (as `land_as`), calls
+"land": [[source, name], ...], "args": [...], "wait": [file, ...], "kill_at": point, "copy":
+[[from, to], ...], "mark": file}. Each step waits until the `wait` files exist (marks of the other
+engine's process, whose warehouse it continues), lands its files in W/landing (as `land_as`);
+with `kill_at` (a point of nyc911lib.run.faults, `+<seconds>` allowed) it first runs `nyc911 run`
+on W in a new process of the same engine (local: never on NYC911_MASTER's cluster, whose cores
+this process holds) and kills that process and its JVM at once at that point, as a power cut
+would; then it calls
 `nyc911lib.run.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
-with its reports in W-reports, then copies the `copy` folders and writes its `mark`. The first
-step that fails ends the process with its status.
+with its reports in W-reports, copies the `copy` folders and writes its `mark`. The first step
+that fails ends the process with its status.
 """
 
 from __future__ import annotations
@@ -76,6 +80,13 @@ EXAMPLES = 3
 
 
 # --- Landing ----------------------------------------------------------------------------------
+
+# The names the parity and declarative warehouses land the sample and the real exports under
+# (UTC stamp, kind, file): the same in every warehouse, so their batch ids are equal.
+SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
+FIRST_NAME = "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv"
+SECOND_STAMP = "20260112T000000000000Z"
+SECOND_NAME = f"{SECOND_STAMP}__file__nyc911_e2e_through_2025-12-22.csv"
 
 
 def land_as(source: Path, warehouse: Path, name: str) -> Path:
@@ -388,6 +399,38 @@ def _wait_for(files: list[str], timeout: float = 1800) -> None:
         time.sleep(0.5)
 
 
+KILL_TIMEOUT_S = 600
+
+
+def _killed_at(engine: str, warehouse: Path, point: str, log_dir: Path) -> None:
+    """`nyc911 run` on `warehouse` in a new process group, killed (SIGKILL to the group: the CLI and
+    its JVM) at `point`; AssertionError when the run ends or fails before it."""
+    mark = log_dir / f"killed-{warehouse.name}.mark"
+    env = {k: v for k, v in os.environ.items() if k != "NYC911_MASTER"}
+    env.update(
+        NYC911_KILL_AT=point, NYC911_FAULT_MARK=str(mark), NYC911_SPARK_LOG=str(log_dir / "killed-driver.log")
+    )
+    argv = ["run", "--engine", engine, "--runner", "inline", "--warehouse", str(warehouse)]
+    with (log_dir / f"killed-{warehouse.name}.log").open("wb") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "nyc911lib.run.cli", *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while not mark.exists():
+        if run.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, signal.SIGKILL)
+            raise AssertionError(f"the run to kill at {point} ended first (exit {run.poll()})")
+        time.sleep(0.05)
+    time.sleep(float(point.partition("+")[2] or 0))
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+
 def _main(plan_file: str) -> int:
     plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
     from nyc911lib.run import cli  # noqa: PLC0415 - this process's engine is chosen by the first run
@@ -398,6 +441,9 @@ def _main(plan_file: str) -> int:
         for source, name in step.get("land", []):
             land_as(Path(source), warehouse, name)
         os.environ["NYC911_REPORTS_DIR"] = str(warehouse.parent / f"{warehouse.name}-reports")
+        if step.get("kill_at"):
+            _killed_at(plan["engine"], warehouse, step["kill_at"], Path(plan_file).parent)
+            print(f"=== step {number}: a run killed at {step['kill_at']}", flush=True)
         argv = ["run", "--engine", plan["engine"], "--runner", "inline", "--warehouse", str(warehouse)]
         argv += step.get("args", [])
         started = time.monotonic()

@@ -4,9 +4,10 @@ build, with the same rows.
 End to end: `nyc911 run --runner declarative` (open-source Spark Declarative Pipelines, every table
 a materialized view rebuilt from the landed files) on the built-in sample and on the two real
 exports (two publications: the later restates the earlier), and the incremental path (`nyc911 run
---runner inline`, the layer functions the notebooks call) on the same landed files, in a process
-of the duckdb engine beside it (tests/test_parity.py proves its tables equal the spark engine's),
-the real exports in two runs so silver MERGEs the second publication into the first. Every table
+--runner inline`, the layer functions the notebooks call) on the same landed files: the parity
+tests' duckdb warehouses (tests/parity_runs.py; tests/test_parity.py proves their tables equal the
+spark engine's), the real exports in two runs so silver MERGEd the second publication into the
+first. Every table
 of every layer must be equal (tests/engine_runs.py `diff_tables`: types, row counts, rows, floats to
 1e-9 relative; paths, wall-clock times and run ids aside), and `nyc911 report` / `nyc911 alerts`
 read the declarative warehouse as any other. Nothing is skipped: an engine that cannot run here
@@ -47,11 +48,13 @@ TABLES = sorted(table_paths(REPO))  # `layer.table` of every table params name
 
 
 @pytest.fixture(scope="module")
-def warehouses(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+def warehouses(built, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed
-    files (tests/declarative_runs.py, in a process of their own)."""
+    files (tests/declarative_runs.py, in a process of their own): the incremental ones are the
+    parity tests' duckdb warehouses (tests/parity_runs.py)."""
     root = tmp_path_factory.mktemp("declarative")
-    return wait(root, start(root))
+    references = {"sample": built.sample["duckdb"], **({"real": built.snapshots[2]} if built.real else {})}
+    return wait(root, start(root, references))
 
 
 CASES = ["sample", "real"]

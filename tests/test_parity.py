@@ -11,26 +11,15 @@ these tests never starts an engine. Every warehouse lands the same files under t
 batch ids are equal by construction and compared; paths, wall-clock times and run ids are not
 (`engine_runs.VOLATILE`).
 
-Warehouses (module fixture `built`; the real exports only when ../shared/data has them). The
-spark engine runs twice (a Spark run costs a hundred seconds of a JVM here), each run compared
-with the duckdb engine's and continued by it or continuing it:
-
-- `sample-<engine>`: the built-in sample, per engine.
-- `duckdb`: the duckdb engine alone: the 2023 export, the 2025 export (which revises 48 of its
-  rows), then a third publication that revises every row of the 2025 export's last week
-  (`third_publication`); `duckdb-1` and `duckdb-2` are its snapshots after the first two.
-- `duckdb-spark`: the 2023 export by duckdb, then the 2025 export (its MERGE of the restated rows,
-  every gold table) by spark: equal to `duckdb-2`.
-- `duckdb-spark-duckdb`: that warehouse continued by duckdb with the third publication: equal to
-  `duckdb`.
+The warehouses are built once per test session by `parity_runs.built` (tests/parity_runs.py),
+which tests/test_declarative_pipeline.py compares the declarative runner's with too.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,141 +27,28 @@ import pytest
 from conftest import REAL_2023, REAL_2025
 from deltalake import DeltaTable, write_deltalake
 from engine_runs import (
+    SECOND_STAMP,
     change_feed,
     commits,
     diff_rows,
     diff_tables,
     diff_warehouses,
     report,
-    start_runs,
-    step_seconds,
     table_paths,
     table_version,
-    wait_runs,
 )
-from spark_cluster import Cluster, ran_on, standalone_cluster
-
-from nyc911lib.sample import write_sample
+from parity_runs import (
+    ENGINES,
+    KILL_AT,
+    RESTATED_ROWS,
+    SAMPLE_LINES,
+    SECOND_LINES,
+    THIRD_STAMP,
+    Built,
+)
+from spark_cluster import ran_on
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(3600)]
-
-ENGINES = ("duckdb", "spark")
-CROSS_NAMES = ("duckdb-spark", "duckdb-spark-duckdb")
-# Landed names (UTC stamp, kind, file): the same in every warehouse, the 2025 export landed later.
-SAMPLE_NAME = "20260105T000000000000Z__sample__nyc911_sample.csv"
-FIRST_NAME = "20260105T000000000000Z__file__nyc911_e2e_through_2023-01-23.csv"
-SECOND_STAMP = "20260112T000000000000Z"
-SECOND_NAME = f"{SECOND_STAMP}__file__nyc911_e2e_through_2025-12-22.csv"
-THIRD_STAMP = "20260119T000000000000Z"
-THIRD_NAME = f"{THIRD_STAMP}__file__restated_last_week.csv"
-SAMPLE_LINES = 1880
-SECOND_LINES = 11606
-RESTATED_ROWS = 48  # rows of the 2023 export that the 2025 export revises
-
-
-def third_publication(export: Path, target: Path) -> Path:
-    """A publication after `export` that restates its last week: every row of that week with 7 more
-    incidents (the city revises recent weeks)."""
-    lines = export.read_text(encoding="utf-8").splitlines()
-    header, rows = lines[0], list(csv.reader(lines[1:]))
-    count = next(csv.reader([header])).index("# of Incidents Calculated")
-    last_week = max(rows, key=lambda r: dt.datetime.strptime(r[0], "%m/%d/%Y"))[0]
-    revised = [
-        [*r[:count], str(int(r[count]) + 7), *r[count + 1 :]]
-        for r in rows
-        if r[0] == last_week and r[count].isdigit()
-    ]
-    with target.open("w", encoding="utf-8", newline="") as out:
-        out.write(header + "\n")
-        csv.writer(out, lineterminator="\n").writerows(revised)
-    return target
-
-
-@dataclass
-class Built:
-    root: Path
-    real: bool
-    sample: dict[str, Path]
-    duckdb: Path  # the three publications, duckdb alone
-    snapshots: dict[int, Path]  # duckdb after the first / the first two publications
-    cross: dict[str, Path]  # "duckdb-spark", "duckdb-spark-duckdb"
-    third_rows: int = 0
-    cluster: Cluster | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    steps: dict[str, list[float]] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Built:
-    """Every warehouse of the module, built by one duckdb and one spark process running side by
-    side (the spark one on a standalone cluster); a run that continues the other engine's
-    warehouse waits for its mark."""
-    root = tmp_path_factory.mktemp("parity")
-    sample = write_sample(root / "nyc911_sample.csv")
-    out = Built(
-        root=root,
-        real=REAL_2023.is_file() and REAL_2025.is_file(),
-        sample={e: root / f"sample-{e}" for e in ENGINES},
-        duckdb=root / "duckdb",
-        snapshots={1: root / "duckdb-1", 2: root / "duckdb-2"},
-        cross={name: root / name for name in CROSS_NAMES},
-    )
-    steps: dict[str, list[dict]] = {e: [] for e in ENGINES}
-    # Spark's JVM starts on the sample while duckdb lands the 2023 export.
-    for e in ENGINES:
-        steps[e].append({"warehouse": out.sample[e], "land": [[sample, SAMPLE_NAME]]})
-    if out.real:
-        third = third_publication(REAL_2025, root / "restated_last_week.csv")
-        out.third_rows = len(third.read_text(encoding="utf-8").splitlines()) - 1
-        first_done, second_done = root / "duckdb-first.done", root / "spark-second.done"
-        steps["duckdb"] += [
-            {
-                "warehouse": out.duckdb,
-                "land": [[REAL_2023, FIRST_NAME]],
-                "copy": [[out.duckdb, out.snapshots[1]], [out.duckdb, out.cross["duckdb-spark"]]],
-                "mark": first_done,
-            },
-            {
-                "warehouse": out.duckdb,
-                "land": [[REAL_2025, SECOND_NAME]],
-                "copy": [[out.duckdb, out.snapshots[2]]],
-            },
-            {"warehouse": out.duckdb, "land": [[third, THIRD_NAME]]},
-            {
-                "warehouse": out.cross["duckdb-spark-duckdb"],
-                "land": [[third, THIRD_NAME]],
-                "wait": [second_done],
-            },
-        ]
-        steps["spark"].append(
-            {
-                "warehouse": out.cross["duckdb-spark"],
-                "land": [[REAL_2025, SECOND_NAME]],
-                "wait": [first_done],
-                "copy": [[out.cross["duckdb-spark"], out.cross["duckdb-spark-duckdb"]]],
-                "mark": second_done,
-            }
-        )
-    with standalone_cluster(root / "cluster") as cluster:
-        runs = [
-            start_runs("duckdb", _jsonable(steps["duckdb"]), root / "logs-duckdb"),
-            start_runs("spark", _jsonable(steps["spark"]), root / "logs-spark", NYC911_MASTER=cluster.url),
-        ]
-        out.seconds = wait_runs(*runs)
-    out.cluster = cluster
-    out.steps = {run.engine: step_seconds(run) for run in runs}
-    print(f"\nparity runs: seconds per process {out.seconds}, per step {out.steps}")
-    return out
-
-
-def _jsonable(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _needs_real(built: Built) -> None:
@@ -280,6 +156,22 @@ def test_the_real_export_gives_equal_tables_in_every_layer_on_both_engines(built
     empty = [n for n, p in paths.items() if DeltaTable(str(p)).to_pyarrow_table().num_rows == 0]
     assert empty == []
     assert built.third_rows == 18  # the third publication: the 2025 export's last week (2025-12-22)
+
+
+def test_the_spark_engine_killed_in_its_merge_then_rerun_equals_duckdb_alone(built):
+    """The 2025 export's spark run was killed in its silver MERGE, then run again (the equality of
+    every table with `duckdb-2` is checked above and below): the kill happened there, the run
+    after it replayed the batch, and nothing was appended or logged twice."""
+    _needs_real(built)
+    logs = built.root / "logs-spark"
+    killed = (logs / "killed-duckdb-spark.log").read_text(encoding="utf-8")
+    assert (logs / "killed-duckdb-spark.mark").read_text(encoding="utf-8") == KILL_AT.partition("+")[0]
+    assert f"a run killed at {KILL_AT}" in (logs / "out.log").read_text(encoding="utf-8")
+    assert "report:" not in killed  # it never finished
+    paths = table_paths(built.cross["duckdb-spark"])
+    assert [r["status"] for r in _rows(paths["bronze.ingest_log"])] == ["ingested", "ingested"]
+    first_lines = len(REAL_2023.read_text(encoding="utf-8").splitlines()) - 1
+    assert DeltaTable(str(paths["bronze.e2e_raw"])).to_pyarrow_table().num_rows == first_lines + SECOND_LINES
 
 
 @pytest.mark.parametrize("case", CONTINUED, ids=[f"{c.first}-then-{c.second}" for c in CONTINUED])

@@ -1,0 +1,162 @@
+"""The warehouses of the engine parity tests (tests/test_parity.py), built once per test session
+by the session fixture `built` (registered in conftest), which tests/test_declarative_pipeline.py
+uses too: its declarative warehouses are compared with `sample-duckdb` and `duckdb-2`.
+
+Warehouses (the real exports only when ../shared/data has them). The
+spark engine runs twice (a Spark run costs a hundred seconds of a JVM here), each run compared
+with the duckdb engine's and continued by it or continuing it:
+
+- `sample-<engine>`: the built-in sample, per engine.
+- `duckdb`: the duckdb engine alone: the 2023 export, the 2025 export (which revises 48 of its
+  rows), then a third publication that revises every row of the 2025 export's last week
+  (`third_publication`); `duckdb-1` and `duckdb-2` are its snapshots after the first two.
+- `duckdb-spark`: the 2023 export by duckdb, then the 2025 export (its MERGE of the restated rows,
+  every gold table) by spark: equal to `duckdb-2`. That spark run is first killed in its silver
+  MERGE (`KILL_AT`: a `nyc911 run --engine spark` of its own, the process and its JVM killed at
+  once), then run again: the spark engine's crash case (tests/test_faults.py kills the duckdb
+  engine at every point), so equal to `duckdb-2` means a crash in a MERGE loses and duplicates
+  nothing, on real data, in a warehouse the other engine wrote.
+- `duckdb-spark-duckdb`: that warehouse continued by duckdb with the third publication: equal to
+  `duckdb`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import REAL_2023, REAL_2025
+from engine_runs import (
+    FIRST_NAME,
+    SAMPLE_NAME,
+    SECOND_NAME,
+    start_runs,
+    step_seconds,
+    wait_runs,
+)
+from spark_cluster import Cluster, standalone_cluster
+
+from nyc911lib.sample import write_sample
+
+ENGINES = ("duckdb", "spark")
+CROSS_NAMES = ("duckdb-spark", "duckdb-spark-duckdb")
+THIRD_STAMP = "20260119T000000000000Z"
+THIRD_NAME = f"{THIRD_STAMP}__file__restated_last_week.csv"
+SAMPLE_LINES = 1880
+SECOND_LINES = 11606
+KILL_AT = "silver.before_merge+1.5"  # the kill lands during the MERGE (or just after its commit)
+RESTATED_ROWS = 48  # rows of the 2023 export that the 2025 export revises
+
+
+def third_publication(export: Path, target: Path) -> Path:
+    """A publication after `export` that restates its last week: every row of that week with 7 more
+    incidents (the city revises recent weeks)."""
+    lines = export.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], list(csv.reader(lines[1:]))
+    count = next(csv.reader([header])).index("# of Incidents Calculated")
+    last_week = max(rows, key=lambda r: dt.datetime.strptime(r[0], "%m/%d/%Y"))[0]
+    revised = [
+        [*r[:count], str(int(r[count]) + 7), *r[count + 1 :]]
+        for r in rows
+        if r[0] == last_week and r[count].isdigit()
+    ]
+    with target.open("w", encoding="utf-8", newline="") as out:
+        out.write(header + "\n")
+        csv.writer(out, lineterminator="\n").writerows(revised)
+    return target
+
+
+@dataclass
+class Built:
+    root: Path
+    real: bool
+    sample: dict[str, Path]
+    duckdb: Path  # the three publications, duckdb alone
+    snapshots: dict[int, Path]  # duckdb after the first / the first two publications
+    cross: dict[str, Path]  # "duckdb-spark", "duckdb-spark-duckdb"
+    third_rows: int = 0
+    cluster: Cluster | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, list[float]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Built:
+    """Every warehouse of the module, built by one duckdb and one spark process running side by
+    side (the spark one on a standalone cluster); a run that continues the other engine's
+    warehouse waits for its mark."""
+    root = tmp_path_factory.mktemp("parity")
+    sample = write_sample(root / "nyc911_sample.csv")
+    out = Built(
+        root=root,
+        real=REAL_2023.is_file() and REAL_2025.is_file(),
+        sample={e: root / f"sample-{e}" for e in ENGINES},
+        duckdb=root / "duckdb",
+        snapshots={1: root / "duckdb-1", 2: root / "duckdb-2"},
+        cross={name: root / name for name in CROSS_NAMES},
+    )
+    steps: dict[str, list[dict]] = {e: [] for e in ENGINES}
+    # Spark's JVM starts on the sample while duckdb lands the 2023 export.
+    for e in ENGINES:
+        steps[e].append({"warehouse": out.sample[e], "land": [[sample, SAMPLE_NAME]]})
+    if out.real:
+        third = third_publication(REAL_2025, root / "restated_last_week.csv")
+        out.third_rows = len(third.read_text(encoding="utf-8").splitlines()) - 1
+        first_done, second_done = root / "duckdb-first.done", root / "spark-second.done"
+        steps["duckdb"] += [
+            {
+                "warehouse": out.duckdb,
+                "land": [[REAL_2023, FIRST_NAME]],
+                "copy": [[out.duckdb, out.snapshots[1]], [out.duckdb, out.cross["duckdb-spark"]]],
+                "mark": first_done,
+            },
+            {
+                "warehouse": out.duckdb,
+                "land": [[REAL_2025, SECOND_NAME]],
+                "copy": [[out.duckdb, out.snapshots[2]], [reports(out.duckdb), reports(out.snapshots[2])]],
+            },
+            {"warehouse": out.duckdb, "land": [[third, THIRD_NAME]]},
+            {
+                "warehouse": out.cross["duckdb-spark-duckdb"],
+                "land": [[third, THIRD_NAME]],
+                "wait": [second_done],
+            },
+        ]
+        steps["spark"].append(
+            {
+                "warehouse": out.cross["duckdb-spark"],
+                "land": [[REAL_2025, SECOND_NAME]],
+                "wait": [first_done],
+                "kill_at": KILL_AT,
+                "copy": [[out.cross["duckdb-spark"], out.cross["duckdb-spark-duckdb"]]],
+                "mark": second_done,
+            }
+        )
+    with standalone_cluster(root / "cluster") as cluster:
+        runs = [
+            start_runs("duckdb", _jsonable(steps["duckdb"]), root / "logs-duckdb"),
+            start_runs("spark", _jsonable(steps["spark"]), root / "logs-spark", NYC911_MASTER=cluster.url),
+        ]
+        out.seconds = wait_runs(*runs)
+    out.cluster = cluster
+    out.steps = {run.engine: step_seconds(run) for run in runs}
+    print(f"\nparity runs: seconds per process {out.seconds}, per step {out.steps}")
+    return out
+
+
+def reports(warehouse: Path) -> Path:
+    """Where a step's run writes its reports (tests/engine_runs.py)."""
+    return warehouse.parent / f"{warehouse.name}-reports"
+
+
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
