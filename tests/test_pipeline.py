@@ -306,9 +306,14 @@ def test_gold_tables_over_the_limit_are_zordered_and_gold_stays_current(spark, s
     assert_same_rows(*gold)
 
 
-def test_the_same_content_under_another_name_is_logged_as_a_duplicate(spark, params, tmp_path):
-    wh = params.with_warehouse(tmp_path / "warehouse")
-    first = run_once(spark, wh)
+def _copy_of(sample_run, folder: Path) -> Params:
+    """A copy of the sample run's warehouse (a warehouse may be copied), for a test to change."""
+    shutil.copytree(sample_run[0].warehouse, folder / "warehouse")
+    return sample_run[0].with_warehouse(folder / "warehouse")
+
+
+def test_the_same_content_under_another_name_is_logged_as_a_duplicate(spark, sample_run, tmp_path):
+    wh, first = _copy_of(sample_run, tmp_path), sample_run[1]
     (landed,) = wh.landing_dir.glob("*.csv")
     copy = wh.landing_dir / "copied_by_hand__sample__.csv"
     shutil.copyfile(landed, copy)
@@ -332,12 +337,21 @@ def _revise_ems_week(source, out, week="12/23/2024", extra=1000):
     return week_rows, revised
 
 
-def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark, params, tmp_path):
-    wh = params.with_warehouse(tmp_path / "warehouse")
-    source = write_sample(tmp_path / "first.csv")  # two publications of one (synthetic) export
+@pytest.fixture(scope="module")
+def restated(spark, params, tmp_path_factory):
+    """Two publications of one (synthetic) export, run one after the other: the sample, then its
+    EMS rows of one week revised. The warehouse is read only; a test that changes it copies it."""
+    folder = tmp_path_factory.mktemp("restated")
+    wh = params.with_warehouse(folder / "warehouse")
+    source = write_sample(folder / "first.csv")
     first = run_once(spark, wh, source)
-    week_rows, revised = _revise_ems_week(source, tmp_path / "second.csv")
-    second = run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
+    week_rows, revised = _revise_ems_week(source, folder / "second.csv")
+    second = run_once(spark, wh, folder / "second.csv", run_id="run-2")
+    return wh, first, second, week_rows, revised
+
+
+def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark, restated):
+    wh, first, second, week_rows, revised = restated
     (batch,) = second.accounting
     rows = {k: v for k, v in batch.items() if k.startswith("rows_")}
     assert rows == {
@@ -368,12 +382,9 @@ def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark,
     )
 
 
-def test_full_refresh_equals_the_incremental_result(spark, params, tmp_path):
-    wh = params.with_warehouse(tmp_path / "warehouse")
-    first = write_sample(tmp_path / "first.csv")
-    run_once(spark, wh, first)
-    week_rows, _ = _revise_ems_week(first, tmp_path / "second.csv")
-    run_once(spark, wh, tmp_path / "second.csv", run_id="run-2")
+def test_full_refresh_equals_the_incremental_result(spark, restated, tmp_path):
+    shutil.copytree(restated[0].warehouse, tmp_path / "warehouse")
+    wh, week_rows = restated[0].with_warehouse(tmp_path / "warehouse"), restated[3]
     # Every silver and gold table, the run logs too: the accounting counts as if the publications
     # were applied one at a time, however they are batched. Only the run's id and time differ.
     per_run = ("run_id", "evaluated_at")
@@ -390,9 +401,8 @@ def test_full_refresh_equals_the_incremental_result(spark, params, tmp_path):
         assert_same_rows(rows(layer, key), before)
 
 
-def test_a_date_range_recomputes_only_those_weeks_of_gold(spark, params, tmp_path):
-    wh = params.with_warehouse(tmp_path / "warehouse")
-    run_once(spark, wh)
+def test_a_date_range_recomputes_only_those_weeks_of_gold(spark, sample_run, tmp_path):
+    wh = _copy_of(sample_run, tmp_path)
     before = engine.materialize(read_table(spark, wh, "gold", "kpi_weekly"))
     total_before = before.agg(F.sum("incidents")).first()[0]
     (rule,) = wh.sla_rules
