@@ -32,6 +32,7 @@ import pytest
 from conftest import RUN_SPECIFIC, assert_same_rows, delta_frame, run_once
 
 from nyc911lib import engine, read_table, run_layers
+from nyc911lib.config import Params
 from nyc911lib.io.storage import table_exists, warehouse_lock
 from nyc911lib.run.cli import main
 from nyc911lib.run.faults import POINTS
@@ -151,12 +152,11 @@ def publications(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def references(spark, params, publications, tmp_path_factory):
-    """The clean references: (the first publication alone, both publications), each made by
-    clean runs."""
-    root = tmp_path_factory.mktemp("clean")
-    first, both = (params.with_warehouse(root / name / "warehouse") for name in ("first", "both"))
-    run_once(spark, first, publications[0])
+def references(spark, measured, publications, tmp_path_factory):
+    """The clean references: (the first publication alone, both publications): the measured clean
+    `nyc911 run` of the first, and a copy of its warehouse that then ran the second."""
+    first = measured[1]
+    both = first.with_warehouse(tmp_path_factory.mktemp("clean") / "warehouse")
     shutil.copytree(first.warehouse, both.warehouse)
     run_once(spark, both, publications[1], run_id="run-2")
     return first, both
@@ -175,9 +175,10 @@ def clean(references):
 
 
 @pytest.fixture(scope="module")
-def measured(params, publications, tmp_path_factory) -> dict[str, float]:
+def measured(params, publications, tmp_path_factory) -> tuple[dict[str, float], Params]:
     """A clean `nyc911 run` of the first publication on a new warehouse, timed: seconds from its
-    start to its end and to the start and end of its gold notebook."""
+    start to its end and to the start and end of its gold notebook; and its warehouse (the clean
+    reference of the first publication, never changed)."""
     wh = params.with_warehouse(tmp_path_factory.mktemp("measured") / "warehouse")
     started = time.monotonic()
     run = _start(wh, publications[0], piped=True)
@@ -190,7 +191,7 @@ def measured(params, publications, tmp_path_factory) -> dict[str, float]:
             times["gold_end"] = time.monotonic() - started
     assert run.wait(timeout=900) == 0, "".join(output)[-3000:]
     times["total"] = time.monotonic() - started
-    return times
+    return times, wh
 
 
 def _killed_at(wh, source: Path, part: str, fraction: float, measured: dict[str, float]) -> bool:
@@ -225,7 +226,7 @@ def test_a_run_killed_at_any_moment_then_rerun_equals_a_clean_run(
     # same case is tried again on a new warehouse at an earlier moment (0.8x, then 0.64x).
     for attempt in range(3):
         wh = params.with_warehouse(tmp_path / f"attempt-{attempt}" / "warehouse")
-        if _killed_at(wh, publications[0], part, fraction * 0.8**attempt, measured):
+        if _killed_at(wh, publications[0], part, fraction * 0.8**attempt, measured[0]):
             break
     else:
         pytest.fail(f"the run ended before it was {case}, and at 0.8x and 0.64x of it")
