@@ -44,8 +44,11 @@ collect_ignore = [] if ENGINE == "spark" else list(SPARK_MODULES)
 
 def pytest_collection_modifyitems(config, items):
     """On the default engine, the `spark` tests are deselected: they run in the Spark process
-    (`NYC911_ENGINE=spark pytest -m spark`, which `make test` runs too)."""
+    (`NYC911_ENGINE=spark pytest -m spark`, which `make test` runs too). On the Spark engine, the
+    parity and declarative modules run last."""
     if ENGINE == "spark":
+        # The modules that wait for the warehouses built in the background run last.
+        items.sort(key=lambda item: item.path.name in USERS)
         return
     keep = [item for item in items if "spark" not in item.keywords]
     if len(keep) != len(items):
@@ -242,6 +245,16 @@ def agency_summary(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# The parity warehouses (a session fixture: tests/test_parity.py and the declarative pipeline's
-# tests compare with them). Imported last: parity_runs imports this module's paths.
-from parity_runs import built  # noqa: E402, F401
+# The parity and declarative warehouses (session fixtures: tests/test_parity.py and
+# tests/test_declarative_pipeline.py compare them). Imported last: parity_runs imports this
+# module's paths.
+from parity_runs import USERS, built, engine_warehouses, warehouses  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_warehouses_from_the_start(request):
+    """In the Spark process, the parity and declarative warehouses are built in the background from
+    the first test on (all subprocesses: a standalone cluster, engine runs, SDP runs), while this
+    process runs its other tests; their modules run last (`pytest_collection_modifyitems`)."""
+    if ENGINE == "spark" and any(item.path.name in USERS for item in request.session.items):
+        request.getfixturevalue("engine_warehouses")

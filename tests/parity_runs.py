@@ -22,11 +22,17 @@ with the duckdb engine's and continued by it or continuing it:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import declarative_runs
+import psutil
 import pytest
 from conftest import REAL_2023, REAL_2025
 from engine_runs import (
@@ -83,12 +89,11 @@ class Built:
     steps: dict[str, list[float]] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory) -> Built:
-    """Every warehouse of the module, built by one duckdb and one spark process running side by
-    side (the spark one on a standalone cluster); a run that continues the other engine's
-    warehouse waits for its mark."""
-    root = tmp_path_factory.mktemp("parity")
+def build(root: Path) -> Built:
+    """Every parity warehouse, built by one duckdb and one spark process running side by side (the
+    spark one on a standalone cluster); a run that continues the other engine's warehouse waits
+    for its mark."""
+    root.mkdir(parents=True)
     sample = write_sample(root / "nyc911_sample.csv")
     out = Built(
         root=root,
@@ -147,6 +152,84 @@ def built(tmp_path_factory) -> Built:
     return out
 
 
+class EngineWarehouses:
+    """The parity warehouses, then the declarative runs compared with them, built in a thread of
+    the Spark test process (all their work is in subprocesses) from the start of the session, while
+    that process runs its other tests; `parity()` and `declarative()` wait for each part."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._parts: dict[str, object] = {}
+        self._done = {part: threading.Event() for part in ("parity", "declarative")}
+        self._thread = threading.Thread(target=self._build, name="engine-warehouses", daemon=True)
+
+    def start(self) -> EngineWarehouses:
+        self._thread.start()
+        return self
+
+    def _build(self) -> None:
+        for part, make in (("parity", self._parity), ("declarative", self._declarative)):
+            try:
+                self._parts[part] = make()
+            except BaseException as exc:
+                self._parts[part] = exc
+            self._done[part].set()
+
+    def _parity(self) -> Built:
+        return build(self.root / "parity")
+
+    def _declarative(self) -> dict[str, tuple[Path, Path]]:
+        parity = self.parity()
+        references = {
+            "sample": parity.sample["duckdb"],
+            **({"real": parity.snapshots[2]} if parity.real else {}),
+        }
+        folder = self.root / "declarative"
+        return declarative_runs.wait(folder, declarative_runs.start(folder, references))
+
+    def _wait(self, part: str):
+        self._done[part].wait()
+        found = self._parts[part]
+        if isinstance(found, BaseException):
+            raise AssertionError(f"the {part} warehouses could not be built: {found}") from found
+        return found
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def parity(self) -> Built:
+        return self._wait("parity")
+
+    def declarative(self) -> dict[str, tuple[Path, Path]]:
+        return self._wait("declarative")
+
+
+# Test modules whose tests use these warehouses: the Spark process runs them last (conftest).
+USERS = ("test_parity.py", "test_declarative_pipeline.py")
+
+
+@pytest.fixture(scope="session")
+def engine_warehouses(tmp_path_factory):
+    """The parity and declarative warehouses being built (conftest starts them with the session's
+    first test in the Spark process). A session that ends before they are built (a failure, ^C)
+    stops their processes."""
+    warehouses = EngineWarehouses(tmp_path_factory.mktemp("engines")).start()
+    yield warehouses
+    if warehouses.running():
+        for child in psutil.Process().children(recursive=True):
+            if any(
+                script in " ".join(child.cmdline()) for script in ("engine_runs.py", "declarative_runs.py")
+            ):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def built(engine_warehouses) -> Built:
+    """The parity warehouses (waits for them)."""
+    return engine_warehouses.parity()
+
+
 def reports(warehouse: Path) -> Path:
     """Where a step's run writes its reports (tests/engine_runs.py)."""
     return warehouse.parent / f"{warehouse.name}-reports"
@@ -160,3 +243,11 @@ def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+@pytest.fixture(scope="session")
+def warehouses(engine_warehouses) -> dict[str, tuple[Path, Path]]:
+    """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed
+    files (tests/declarative_runs.py, in a process of its own): the incremental ones are the
+    parity warehouses of the duckdb engine (waits for them)."""
+    return engine_warehouses.declarative()

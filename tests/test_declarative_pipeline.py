@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import pyspark.sql.functions as F
 import pytest
 from conftest import REAL_2025, real_export
-from declarative_runs import nyc911, params_for, start, wait
+from declarative_runs import nyc911, params_for
 from engine_runs import diff_tables, table_paths
 
 from nyc911lib import QualityRule, load_params, write_sample
@@ -41,20 +41,10 @@ from nyc911lib.run.declarative import (
 )
 from nyc911lib.run.registry import REGISTRY, entry
 
-pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = sorted(table_paths(REPO))  # `layer.table` of every table params name
-
-
-@pytest.fixture(scope="module")
-def warehouses(built, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """{"sample" | "real": (declarative warehouse, incremental warehouse)} over the same landed
-    files (tests/declarative_runs.py, in a process of their own): the incremental ones are the
-    parity tests' duckdb warehouses (tests/parity_runs.py)."""
-    root = tmp_path_factory.mktemp("declarative")
-    references = {"sample": built.sample["duckdb"], **({"real": built.snapshots[2]} if built.real else {})}
-    return wait(root, start(root, references))
 
 
 CASES = ["sample", "real"]
