@@ -89,6 +89,11 @@ SECOND_STAMP = "20260112T000000000000Z"
 SECOND_NAME = f"{SECOND_STAMP}__file__nyc911_e2e_through_2025-12-22.csv"
 
 
+def reports_dir(warehouse: Path) -> Path:
+    """Where a step's run on `warehouse` writes its reports: beside it, `<warehouse>-reports`."""
+    return warehouse.parent / f"{warehouse.name}-reports"
+
+
 def land_as(source: Path, warehouse: Path, name: str) -> Path:
     """Copy `source` into `warehouse`/landing as `name`, atomically as the library lands a file.
     `name` is `<UTC stamp>__<kind>__<file>`, e.g. `20260105T000000000000Z__file__export.csv`."""
@@ -440,7 +445,7 @@ def _main(plan_file: str) -> int:
         warehouse = Path(step["warehouse"])
         for source, name in step.get("land", []):
             land_as(Path(source), warehouse, name)
-        os.environ["NYC911_REPORTS_DIR"] = str(warehouse.parent / f"{warehouse.name}-reports")
+        os.environ["NYC911_REPORTS_DIR"] = str(reports_dir(warehouse))
         if step.get("kill_at"):
             _killed_at(plan["engine"], warehouse, step["kill_at"], Path(plan_file).parent)
             print(f"=== step {number}: a run killed at {step['kill_at']}", flush=True)

@@ -39,6 +39,7 @@ from engine_runs import (
     FIRST_NAME,
     SAMPLE_NAME,
     SECOND_NAME,
+    reports_dir,
     start_runs,
     step_seconds,
     wait_runs,
@@ -121,7 +122,10 @@ def build(root: Path) -> Built:
             {
                 "warehouse": out.duckdb,
                 "land": [[REAL_2025, SECOND_NAME]],
-                "copy": [[out.duckdb, out.snapshots[2]], [reports(out.duckdb), reports(out.snapshots[2])]],
+                "copy": [
+                    [out.duckdb, out.snapshots[2]],
+                    [reports_dir(out.duckdb), reports_dir(out.snapshots[2])],
+                ],
             },
             {"warehouse": out.duckdb, "land": [[third, THIRD_NAME]]},
             {
@@ -228,11 +232,6 @@ def engine_warehouses(tmp_path_factory):
 def built(engine_warehouses) -> Built:
     """The parity warehouses (waits for them)."""
     return engine_warehouses.parity()
-
-
-def reports(warehouse: Path) -> Path:
-    """Where a step's run writes its reports (tests/engine_runs.py)."""
-    return warehouse.parent / f"{warehouse.name}-reports"
 
 
 def _jsonable(value):
