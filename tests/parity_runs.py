@@ -90,13 +90,9 @@ class Built:
     steps: dict[str, list[float]] = field(default_factory=dict)
 
 
-def build(root: Path) -> Built:
-    """Every parity warehouse, built by one duckdb and one spark process running side by side (the
-    spark one on a standalone cluster); a run that continues the other engine's warehouse waits
-    for its mark."""
-    root.mkdir(parents=True)
-    sample = write_sample(root / "nyc911_sample.csv")
-    out = Built(
+def planned(root: Path) -> Built:
+    """Where `build(root)` puts each warehouse."""
+    return Built(
         root=root,
         real=REAL_2023.is_file() and REAL_2025.is_file(),
         sample={e: root / f"sample-{e}" for e in ENGINES},
@@ -104,6 +100,15 @@ def build(root: Path) -> Built:
         snapshots={1: root / "duckdb-1", 2: root / "duckdb-2"},
         cross={name: root / name for name in CROSS_NAMES},
     )
+
+
+def build(root: Path) -> Built:
+    """Every parity warehouse, built by one duckdb and one spark process running side by side (the
+    spark one on a standalone cluster); a run that continues the other engine's warehouse waits
+    for its mark."""
+    root.mkdir(parents=True)
+    sample = write_sample(root / "nyc911_sample.csv")
+    out = planned(root)
     steps: dict[str, list[dict]] = {e: [] for e in ENGINES}
     # Spark's JVM starts on the sample while duckdb lands the 2023 export.
     for e in ENGINES:
@@ -157,9 +162,14 @@ def build(root: Path) -> Built:
 
 
 class EngineWarehouses:
-    """The parity warehouses, then the declarative runs compared with them, built in a thread of
-    the Spark test process (all their work is in subprocesses) from the start of the session, while
-    that process runs its other tests; `parity()` and `declarative()` wait for each part."""
+    """The parity warehouses and the declarative runs compared with them, built in a thread of the
+    Spark test process (all their work is in subprocesses) from the start of the session, while
+    that process runs its other tests; `parity()` and `declarative()` wait for each part.
+
+    The declarative runs start at once beside the parity runs (they read none of their warehouses;
+    only their tests compare them): the Spark side's runs then share the cores among themselves,
+    ahead of the default engine's test process (make test runs it at a lower priority), instead of
+    running one after the other at the end of `make test`."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -172,24 +182,31 @@ class EngineWarehouses:
         return self
 
     def _build(self) -> None:
-        for part, make in (("parity", self._parity), ("declarative", self._declarative)):
+        parity_root, folder = self.root / "parity", self.root / "declarative"
+        try:
+            expected = planned(parity_root)
+            references = {
+                "sample": expected.sample["duckdb"],
+                **({"real": expected.snapshots[2]} if expected.real else {}),
+            }
+            declarative = declarative_runs.start(folder, references)
+        except BaseException as exc:
+            declarative = exc
+        for part, make in (
+            ("parity", lambda: build(parity_root)),
+            ("declarative", lambda: self._declarative(folder, declarative)),
+        ):
             try:
                 self._parts[part] = make()
             except BaseException as exc:
                 self._parts[part] = exc
             self._done[part].set()
 
-    def _parity(self) -> Built:
-        return build(self.root / "parity")
-
-    def _declarative(self) -> dict[str, tuple[Path, Path]]:
-        parity = self.parity()
-        references = {
-            "sample": parity.sample["duckdb"],
-            **({"real": parity.snapshots[2]} if parity.real else {}),
-        }
-        folder = self.root / "declarative"
-        return declarative_runs.wait(folder, declarative_runs.start(folder, references))
+    def _declarative(self, folder: Path, started) -> dict[str, tuple[Path, Path]]:
+        if isinstance(started, BaseException):
+            raise started
+        self.parity()  # its warehouses are the references
+        return declarative_runs.wait(folder, started)
 
     def _wait(self, part: str):
         self._done[part].wait()
