@@ -2,7 +2,9 @@
 ../shared/data (the portal CSV export and the SODA JSON API) and injects faults per request.
 
 Every fault ends either in a correct landed file or in a FetchError whose exact message is asserted,
-with nothing left in the landing folder. Waits are recorded, not slept; timeouts are 0.5 s.
+with nothing left in the landing folder. Waits are recorded, not slept; timeouts are TIMEOUT_S (long
+enough for a loopback answer on a loaded machine: 0.5 s timed out under make test's load), and a
+slow or stalled answer takes 3 times as long.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from nyc911lib.schema import BRONZE_SOURCE_NAMES, sanitize_column_name
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXPORT = SHARED_DATA / "nyc911_e2e_through_2025-12-22.csv"
+TIMEOUT_S = 2.0
+SLOW_S = 3 * TIMEOUT_S
 EXPORT_2023 = SHARED_DATA / "nyc911_e2e_through_2023-01-23.csv"
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 LANDED = "nyc911_e2e_20260102T030405Z.csv"
@@ -120,7 +124,12 @@ def no_token(monkeypatch):
 def h(server, tmp_path) -> Harness:
     server.portal.reset()
     cfg = FetchConfig(
-        base_url=server.base_url, timeout_s=0.5, retries=3, backoff_s=0.01, backoff_cap_s=5.0, page_size=5000
+        base_url=server.base_url,
+        timeout_s=TIMEOUT_S,
+        retries=3,
+        backoff_s=0.01,
+        backoff_cap_s=5.0,
+        page_size=5000,
     )
     return Harness(server.portal, cfg, tmp_path / "landing")
 
@@ -231,8 +240,8 @@ CSV_TRANSIENT = {
     "429 Retry-After date passed": Case(
         (status(429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT"),), waits=(0.0,)
     ),
-    "slow answer": Case((slow(2.0),), waits=(0.01,)),
-    "stall mid-body": Case((stall(2.0),), waits=(0.01,)),
+    "slow answer": Case((slow(SLOW_S),), waits=(0.01,)),
+    "stall mid-body": Case((stall(SLOW_S),), waits=(0.01,)),
     "connection dropped": Case((drop(),), waits=(0.01,)),
     "cut mid-row, honest Content-Length": Case((cut("honest"),), waits=(0.01,)),
     "cut mid-row, no Content-Length": Case((cut("absent"),), waits=(0.01,)),
@@ -276,13 +285,16 @@ CSV_FAILURES = {
         then=status(500), requests=4, message=" failed after 4 attempts: HTTP 500 Internal Server Error"
     ),
     "slow every time": Case(
-        then=slow(2.0), requests=2, retries=1, message=" failed after 2 attempts: timed out after 0.5 s"
-    ),
-    "stall every time": Case(
-        then=stall(2.0),
+        then=slow(SLOW_S),
         requests=2,
         retries=1,
-        message=" failed after 2 attempts: timed out after 0.5 s while reading the body",
+        message=f" failed after 2 attempts: timed out after {TIMEOUT_S:g} s",
+    ),
+    "stall every time": Case(
+        then=stall(SLOW_S),
+        requests=2,
+        retries=1,
+        message=f" failed after 2 attempts: timed out after {TIMEOUT_S:g} s while reading the body",
     ),
     "dropped every time": Case(
         then=drop(),
@@ -486,8 +498,8 @@ def test_api_since_after_the_last_week_is_nothing_new(h):
 API_TRANSIENT = {
     "500 on the count": Case((status(500),), waits=(0.01,)),
     "429 Retry-After on page 2": Case((None, None, status(429, retry_after="1")), waits=(1.0,)),
-    "slow page 1": Case((None, slow(2.0)), waits=(0.01,)),
-    "stall on page 2": Case((None, None, stall(2.0)), waits=(0.01,)),
+    "slow page 1": Case((None, slow(SLOW_S)), waits=(0.01,)),
+    "stall on page 2": Case((None, None, stall(SLOW_S)), waits=(0.01,)),
     "dropped on page 1": Case((None, drop()), waits=(0.01,)),
     "JSON cut off on page 3": Case((None, None, None, cut("honest")), waits=(0.01,)),
     "JSON cut off, full Content-Length": Case((None, cut("full")), waits=(0.01,)),
