@@ -1,0 +1,49 @@
+"""nyc911lib.engine: what the duckdb engine changes in SQLFrame (the default engine's process)."""
+
+from __future__ import annotations
+
+import zlib
+
+import pyspark.sql.functions as F
+import pytest
+from sqlframe.base.dataframe import BaseDataFrame
+
+from nyc911lib import engine
+
+# Two frames over the view `one_row` whose CTEs SQLFrame 4.10.0 names alike: it names the CTE
+# `SELECT v, <tag> AS tag FROM t38106901` "t" + CRC32 cut to 8 digits, "t35122057" for both tags
+# (found by trying tags 1, 2, 3, ...).
+COLLIDING_TAGS = (14627, 20563)
+
+
+def _tagged_union(spark):
+    engine.connection().execute("CREATE OR REPLACE VIEW one_row AS SELECT 1 AS v")
+    one = spark.table("one_row")
+    tagged = [one.withColumn("tag", F.lit(tag)).where(F.col("v") > 0) for tag in COLLIDING_TAGS]
+    return tagged[0].union(tagged[1])
+
+
+def test_the_colliding_tags_collide_under_sqlframe_s_own_naming():
+    names = {
+        f"t{zlib.crc32(f'SELECT v, {tag} AS tag FROM t38106901'.encode())}"[:9] for tag in COLLIDING_TAGS
+    }
+    assert names == {"t35122057"}
+
+
+@pytest.mark.parametrize(
+    ("naming", "tags"),
+    [("sqlframe", [14627, 14627]), ("engine", [14627, 20563])],
+    ids=["sqlframe's-own-names-answer-from-the-wrong-cte", "the-engine's-names"],
+)
+def test_two_ctes_whose_sqlframe_names_collide_are_kept_apart(spark, monkeypatch, naming, tags):
+    if naming == "sqlframe":  # the defect the engine's naming fixes, with SQLFrame's own naming
+        monkeypatch.setattr(BaseDataFrame, "_create_hash_from_expression", engine.sqlframe_cte_hash)
+    assert sorted(row.tag for row in _tagged_union(spark).collect()) == tags
+
+
+def test_equal_ctes_still_share_one_name(spark):
+    one = spark.createDataFrame([(1,)], "v int")
+    sql = one.union(one).sql(optimize=False)
+    assert sql.count(" AS (") == 2, sql  # the VALUES frame once, and the union
+    assert engine.cte_name("SELECT 1") == engine.cte_name("SELECT 1") != engine.cte_name("SELECT 2")
+    assert len(engine.cte_name("SELECT 1")) == 1 + 2 * engine.CTE_NAME_BYTES
