@@ -103,31 +103,36 @@ lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks tools
 
 # Two test processes at once: the whole suite on the default engine (one pytest worker per core,
-# tests grouped by module), and beside it the tests marked `spark` (parity on a standalone cluster,
-# interop, what only Spark does) or `both` (what must hold on both engines, e.g. every default
-# quality rule) on the Spark engine in one JVM; then nbval. Both processes are CPU-bound (a Spark
-# pipeline run keeps the two cores busy), so more Spark workers, each with its own JVM, only
-# compete for them (measured: 23.4 min for 3 against 21.0 for 1). The Spark process's output goes
-# to $(SPARK_TEST_LOG), printed when it ends. Any failure fails `make test`.
+# tests grouped by module, the longest first), and beside it the tests marked `spark` (parity on a
+# standalone cluster, interop, what only Spark does) or `both` (what must hold on both engines, e.g.
+# every default quality rule) on the Spark engine in one JVM; nbval runs beside them too. All are
+# CPU-bound (a Spark pipeline run keeps the two cores busy), so more Spark workers, each with its
+# own JVM, only compete for them (measured: 23.4 min for 3 against 21.0 for 1). The Spark process's
+# and nbval's output go to $(SPARK_TEST_LOG) and $(NBVAL_LOG), printed when they end. Any failure
+# fails `make test`.
 TEST_WORKERS ?= 2
 SPARK_TEST_WORKERS ?= 1
-# The Spark process is the critical path (about 1.5 minutes longer): the default engine's process
-# yields the cores to it when both want them (nice), so less of the end runs on one core alone.
-DEFAULT_TEST_NICENESS ?= 5
+# A niceness for the default engine's process, to give the Spark process the cores first when it
+# is the critical path (it was, until its parity and declarative runs ran side by side: now the
+# default process ends last, so both run at the same priority).
+DEFAULT_TEST_NICENESS ?= 0
 SPARK_TEST_LOG := reports/tests/spark-engine.log
+NBVAL_LOG := reports/tests/nbval.log
 test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both engines (unit, end-to-end, browser, nbval)
 	$(BIN)/ruff check nyc911lib pipelines tests benchmarks tools
 	@mkdir -p $(dir $(SPARK_TEST_LOG))
-	@echo "Spark engine tests running beside the default engine's: $(SPARK_TEST_LOG)"
+	@echo "Spark engine tests and nbval running beside the default engine's: $(SPARK_TEST_LOG), $(NBVAL_LOG)"
 	@NYC911_ENGINE=spark $(BIN)/python -m pytest -n $(SPARK_TEST_WORKERS) --dist loadfile -m "spark or both" $(ARGS) \
 	  > $(SPARK_TEST_LOG) 2>&1 & spark=$$!; \
-	trap 'kill $$spark 2>/dev/null' INT TERM; \
+	( $(NBVAL) ) > $(NBVAL_LOG) 2>&1 & notebooks=$$!; \
+	trap 'kill $$spark $$notebooks 2>/dev/null' INT TERM; \
 	nice -n $(DEFAULT_TEST_NICENESS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS); default=$$?; \
-	( $(NBVAL) ); notebooks=$$?; \
+	wait $$notebooks; notebooks_status=$$?; \
+	echo "=== nbval ($(NBVAL_LOG)) ==="; cat $(NBVAL_LOG); \
 	wait $$spark; spark_status=$$?; \
 	echo "=== Spark engine tests ($(SPARK_TEST_LOG)) ==="; cat $(SPARK_TEST_LOG); \
-	echo "make test: default engine exit $$default, Spark engine exit $$spark_status, nbval exit $$notebooks"; \
-	test $$default -eq 0 -a $$spark_status -eq 0 -a $$notebooks -eq 0
+	echo "make test: default engine exit $$default, Spark engine exit $$spark_status, nbval exit $$notebooks_status"; \
+	test $$default -eq 0 -a $$spark_status -eq 0 -a $$notebooks_status -eq 0
 
 NBVAL = NYC911_WAREHOUSE=$(NB_TMP)/warehouse NYC911_REPORTS_DIR=$(NB_TMP)/reports \
 	  $(BIN)/python -m pytest -p no:cacheprovider --nbval notebooks \

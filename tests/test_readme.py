@@ -11,6 +11,9 @@ scratch folder, with these substitutions only (everything else runs as written):
   where the quick-start block reads them, is the real folder of the real exports);
 - a line that is only a comment, or `echo $?`, is skipped.
 
+The sections run as two chains side by side (`CHAINS`: the quick start's warehouse, which the
+report and alerts sections read, and the weekly operation's), each in README order.
+
 Each command must exit 0, except those EXIT_CODES names (`nyc911 alerts` exits 3 when alerts fire,
 a report asked for other SLA rules than gold's is refused). Then a few results are checked: the
 weekly replays end where the real export alone ends, and the rebuilt warehouse equals its source.
@@ -23,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,23 +91,24 @@ def portal():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def executed(portal, tmp_path_factory) -> tuple[Path, list[tuple[str, subprocess.CompletedProcess]]]:
-    """Every README command, run in order in one scratch folder."""
-    work = tmp_path_factory.mktemp("readme")
-    (work / "exports").mkdir()
-    for export in (real_export(REAL_2023), REAL_2025):
-        (work / "exports" / export.name).symlink_to(export)
-    (work / "my_sla.yaml").write_text(
-        "sla_rules:\n  - name: pickup_over_9s\n    metric: avg_call_to_first_pickup_s\n    threshold_s: 9\n"
-    )
-    params = _params_copy(work, portal.base_url)
-    (work / "tmp").mkdir()
+# The README's sections fall in two chains that share nothing: the quick start's warehouse
+# (/tmp/wh), which the report and alerts sections read, and the weekly operation's warehouses. Each
+# chain runs in order, the two side by side (each in its own reports folder).
+CHAINS = {
+    "quick-start": ("## Quick start (two commands)", "## The report", "## SLA alerts"),
+    "weekly": ("## Weekly operation: live data and restatements",),
+}
+
+
+def _run_chain(
+    commands: list[tuple[str, str]], work: Path, params: Path, reports: Path
+) -> list[tuple[str, subprocess.CompletedProcess]]:
+    """`commands` one after the other, each checked against its expected exit codes."""
     quick_start_wh = work / "tmp" / "wh"
     results = []
-    for section, command in readme_commands():
+    for section, command in commands:
         cwd = REPO if section.startswith("## Quick start") else work
-        env = {"NYC911_REPORTS_DIR": str(work / "reports"), "PYTHONUNBUFFERED": "1"}
+        env = {"NYC911_REPORTS_DIR": str(reports), "PYTHONUNBUFFERED": "1"}
         if section in ("## The report", "## SLA alerts"):  # they read the default warehouse
             env["NYC911_WAREHOUSE"] = str(quick_start_wh)
         else:
@@ -120,7 +125,39 @@ def executed(portal, tmp_path_factory) -> tuple[Path, list[tuple[str, subprocess
         results.append((command, run))
         wanted = next((codes for prefix, codes in EXIT_CODES.items() if command.startswith(prefix)), (0,))
         assert run.returncode in wanted, f"`{command}` exited {run.returncode}:\n{run.stderr[-2000:]}"
-    return work, results
+    return results
+
+
+@pytest.fixture(scope="module")
+def executed(portal, tmp_path_factory) -> tuple[Path, list[tuple[str, subprocess.CompletedProcess]]]:
+    """Every README command, run in order within its chain (`CHAINS`), in one scratch folder."""
+    work = tmp_path_factory.mktemp("readme")
+    (work / "exports").mkdir()
+    for export in (real_export(REAL_2023), REAL_2025):
+        (work / "exports" / export.name).symlink_to(export)
+    (work / "my_sla.yaml").write_text(
+        "sla_rules:\n  - name: pickup_over_9s\n    metric: avg_call_to_first_pickup_s\n    threshold_s: 9\n"
+    )
+    params = _params_copy(work, portal.base_url)
+    (work / "tmp").mkdir()
+    commands = readme_commands()
+    with ThreadPoolExecutor(max_workers=len(CHAINS)) as pool:
+        chains = [
+            pool.submit(
+                _run_chain,
+                [c for c in commands if c[0] in sections],
+                work,
+                params,
+                work / ("reports" if name == "quick-start" else f"reports-{name}"),
+            )
+            for name, sections in CHAINS.items()
+        ]
+        by_command = dict(result for chain in chains for result in chain.result())
+    return work, [(command, by_command[command]) for _, command in commands]
+
+
+def test_the_readme_sections_are_the_chains_this_test_runs():
+    assert sorted(section for sections in CHAINS.values() for section in sections) == sorted(SECTIONS)
 
 
 def test_the_readme_shows_the_commands_this_test_runs():
