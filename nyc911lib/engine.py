@@ -138,10 +138,10 @@ def _name_ctes_without_collisions() -> None:
     CTE: it keeps the first and points the other's readers at it. Its hash is CRC32 cut to 8
     decimal digits (`f"t{zlib.crc32(sql)}"[:9]`), about 4 x 10^7 names, so two different CTEs of
     one query share a name about once in 40 million pairs, and a query has hundreds of pairs. When
-    their columns match the query then answers from the wrong CTE, with no error: measured here,
-    the union of a frame tagged 3162 and one tagged 37102 returns 3162 twice
-    (tests/test_engine.py); when they differ, DuckDB stops with a binder error (seen once in a
-    `make test` run: "Values list "t12457984" does not have a column named "metric""). Every name
+    their columns match the query then answers from the wrong CTE, with no error: the union of
+    two frames tagged 14627 and 20563 returns 14627 twice (tests/test_engine.py); when they
+    differ, DuckDB stops with a binder error (seen once in a `make test` run: "Values list
+    "t12457984" does not have a column named "metric""). Every name
     here is `cte_name` of the same SQL text SQLFrame hashes, so equal CTEs still share a name.
     """
     from sqlframe.base.dataframe import BaseDataFrame  # noqa: PLC0415 - the duckdb engine only
