@@ -112,10 +112,6 @@ lint: $(DEV_STAMP) ## ruff over the library, the pipeline sources, the tests and
 # fails `make test`.
 TEST_WORKERS ?= 2
 SPARK_TEST_WORKERS ?= 1
-# A niceness for the default engine's process, to give the Spark process the cores first when it
-# is the critical path (it was, until its parity and declarative runs ran side by side: now the
-# default process ends last, so both run at the same priority).
-DEFAULT_TEST_NICENESS ?= 0
 SPARK_TEST_LOG := reports/tests/spark-engine.log
 NBVAL_LOG := reports/tests/nbval.log
 test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both engines (unit, end-to-end, browser, nbval)
@@ -126,7 +122,7 @@ test: browser-deps $(SPARK_STAMP) $(DEV_STAMP) ## Lint, then every test on both 
 	  > $(SPARK_TEST_LOG) 2>&1 & spark=$$!; \
 	( $(NBVAL) ) > $(NBVAL_LOG) 2>&1 & notebooks=$$!; \
 	trap 'kill $$spark $$notebooks 2>/dev/null' INT TERM; \
-	nice -n $(DEFAULT_TEST_NICENESS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS); default=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS); default=$$?; \
 	wait $$notebooks; notebooks_status=$$?; \
 	echo "=== nbval ($(NBVAL_LOG)) ==="; cat $(NBVAL_LOG); \
 	wait $$spark; spark_status=$$?; \

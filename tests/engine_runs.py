@@ -424,16 +424,26 @@ def _killed_at(engine: str, warehouse: Path, point: str, log_dir: Path) -> None:
             env=env,
             start_new_session=True,
         )
+    try:
+        wait_for_point(run, mark, point)
+    finally:  # at the point, or the run ended or never reached it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+
+def wait_for_point(run: subprocess.Popen, mark: Path, point: str, detail=lambda: "") -> None:
+    """Return once `run` (started with NYC911_KILL_AT=`point`, NYC911_FAULT_MARK=`mark`) reached the
+    fault point (nyc911lib.run.faults writes `mark` there) and the point's `+<seconds>` passed;
+    AssertionError when the run ends first or the point never comes (`detail()` appended)."""
     deadline = time.monotonic() + KILL_TIMEOUT_S
     while not mark.exists():
-        if run.poll() is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(run.pid, signal.SIGKILL)
-            raise AssertionError(f"the run to kill at {point} ended first (exit {run.poll()})")
+        if run.poll() is not None:
+            raise AssertionError(f"the run ended before {point} (exit {run.poll()}){detail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{point} was never reached{detail()}")
         time.sleep(0.05)
     time.sleep(float(point.partition("+")[2] or 0))
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
 
 
 def _main(plan_file: str) -> int:

@@ -167,9 +167,7 @@ class EngineWarehouses:
     that process runs its other tests; `parity()` and `declarative()` wait for each part.
 
     The declarative runs start at once beside the parity runs (they read none of their warehouses;
-    only their tests compare them): the Spark side's runs then share the cores among themselves,
-    ahead of the default engine's test process (make test runs it at a lower priority), instead of
-    running one after the other at the end of `make test`."""
+    only their tests compare them), instead of after them at the end of `make test`."""
 
     def __init__(self, root: Path):
         self.root = root

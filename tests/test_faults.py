@@ -30,6 +30,7 @@ import psutil
 import pyspark.sql.functions as F
 import pytest
 from conftest import RUN_SPECIFIC, assert_same_rows, delta_frame, run_once
+from engine_runs import wait_for_point
 
 from nyc911lib import engine, read_table, run_layers
 from nyc911lib.config import Params
@@ -268,12 +269,7 @@ def test_a_run_killed_at_a_named_point_then_rerun_equals_a_clean_run(
     mark = tmp_path / "fault.mark"
     inline = ("--runner", "inline")
     run = _start(wh, publications[1], *inline, NYC911_KILL_AT=kill_at, NYC911_FAULT_MARK=str(mark))
-    deadline = time.monotonic() + 600
-    while not mark.exists():
-        assert run.poll() is None, f"the run ended before {kill_at}: {_log(wh)}"
-        assert time.monotonic() < deadline, f"{kill_at} was never reached"
-        time.sleep(0.05)
-    time.sleep(float(kill_at.partition("+")[2] or 0))
+    wait_for_point(run, mark, kill_at, detail=lambda: f": {_log(wh)}")
     kill_tree(run)
     run_once(spark, wh, publications[1], run_id="run-after-crash")
     assert_equals_clean(spark, wh, clean, publications)
