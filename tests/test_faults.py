@@ -195,26 +195,32 @@ def measured(params, publications, tmp_path_factory) -> tuple[dict[str, float], 
     return times, wh
 
 
-def _killed_at(wh, source: Path, part: str, fraction: float, measured: dict[str, float]) -> bool:
-    """Start `nyc911 run` and kill its whole tree at `fraction` of the measured run (`part` "run":
-    from its start; "gold": from the moment its gold notebook starts, of gold's measured time).
-    False when the run ended first (a faster machine moment); a failed run fails the test."""
+def _part_length(part: str, times: dict[str, float]) -> float:
+    """Seconds of a run's `part`: "run" the whole run, "gold" its gold notebook."""
+    return times["total"] if part == "run" else times["gold_end"] - times["gold_start"]
+
+
+def _killed_at(wh, source: Path, part: str, seconds: float) -> float | None:
+    """Start `nyc911 run` and kill its whole tree `seconds` after its start ("run") or after its
+    gold notebook starts ("gold"). None once killed; when the run ended first (a faster machine
+    moment), the seconds it ran from that start. A failed run fails the test."""
     run = _start(wh, source, piped=True)
     output = []
-    if part == "run":
-        time.sleep(fraction * measured["total"])
-    else:
+    if part == "gold":
         for line in run.stdout:
             output.append(line)
             if line.startswith("[3/4] 03_gold ..."):
                 break
-        time.sleep(fraction * (measured["gold_end"] - measured["gold_start"]))
+    started = time.monotonic()
+    while run.poll() is None and time.monotonic() - started < seconds:
+        time.sleep(0.02)
     if run.poll() is None:
         kill_tree(run)
-        return True
+        return None
+    ran = time.monotonic() - started
     output.append(run.stdout.read())
     assert run.returncode == 0, "".join(output)[-3000:]
-    return False
+    return ran
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
@@ -223,14 +229,20 @@ def test_a_run_killed_at_any_moment_then_rerun_equals_a_clean_run(
 ):
     part, fraction = MOMENTS[moment][0], drawn_fraction(moment)
     case = f"killed at {fraction} of {part} (NYC911_FAULT_SEED={FAULT_SEED} replays it)"
-    # The load of the machine moves a run's length: when the run ends before the moment, the
-    # same case is tried again on a new warehouse at an earlier moment (0.8x, then 0.64x).
+    # The load of the machine moves a run's length (the measured run may have run while the
+    # machine was busier): when the run ends before the moment, the same fraction is tried again
+    # on a new warehouse, of the length the run just took (for gold, of its share of it).
+    times = measured[0]
+    length = _part_length(part, times)
+    share = 1.0 if part == "run" else length / (times["total"] - times["gold_start"])
     for attempt in range(3):
         wh = params.with_warehouse(tmp_path / f"attempt-{attempt}" / "warehouse")
-        if _killed_at(wh, publications[0], part, fraction * 0.8**attempt, measured[0]):
+        ran = _killed_at(wh, publications[0], part, fraction * length)
+        if ran is None:
             break
+        length = ran * share
     else:
-        pytest.fail(f"the run ended before it was {case}, and at 0.8x and 0.64x of it")
+        pytest.fail(f"the run ended before it was {case}, 3 times (each of the last run's length)")
     run_once(spark, wh, publications[0], run_id="run-after-crash")  # the same source again
     try:
         assert_equals_clean(spark, wh, clean_first, publications[:1])
