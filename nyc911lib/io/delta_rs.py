@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from nyc911lib.errors import EngineError
@@ -152,6 +153,20 @@ def _arrow_schema(table: DeltaTable) -> pa.Schema:
     return pa.schema(table.schema().to_arrow())  # arro3 -> pyarrow (Arrow C interface)
 
 
+def _local_filesystem(path: str, table: DeltaTable) -> pa_fs.FileSystem | None:
+    """pyarrow's own local filesystem rooted at the table folder, when every data file of this
+    version is logged as a plain path under that folder; else None (delta-rs's filesystem).
+
+    delta-rs's default is a `PyFileSystem` over its Rust store: pyarrow's I/O threads call it
+    through Python, taking the GIL for every read. Besides the cost, a read-ahead still under way
+    when the interpreter shuts down then tries to take the GIL, is ended by Python and aborts the
+    process ("terminate called without an active exception", exit -6, seen once in `make test`
+    after a step had printed its result). The native filesystem reads without Python."""
+    logged = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()  # as in the log
+    plain = all("%" not in f and "://" not in f and not f.startswith("/") for f in logged)
+    return pa_fs.SubTreeFileSystem(path, pa_fs.LocalFileSystem()) if plain else None
+
+
 class DeltaRsTables:
     """`Tables` with delta-rs, for local folders, on a SQLFrame DuckDB session.
 
@@ -192,7 +207,7 @@ class DeltaRsTables:
                 digest = hashlib.sha1(path.encode()).hexdigest()[:10]
                 view = f"delta_{digest}_{table_id.replace('-', '')[:12]}_v{version}"
                 schema = pa.schema(f.with_type(_view_type(f.type)) for f in _arrow_schema(table))
-                dataset = table.to_pyarrow_dataset(schema=schema)
+                dataset = table.to_pyarrow_dataset(schema=schema, filesystem=_local_filesystem(path, table))
                 self._register_view(view, dataset, dataset.schema)
                 self._views[key] = view
         return view
