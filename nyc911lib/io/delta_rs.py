@@ -26,6 +26,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +246,10 @@ class DeltaRsTables:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def _batches(self, df: Any, table: pa.Schema | None) -> tuple[pa.Schema, pa.RecordBatch | None, Any]:
-        """The frame's result as conformed Arrow batches: (schema, first non-empty batch or None
-        when the frame has no rows, iterator of the rest). Call with the lock held."""
-        reader = df.toArrow(batch_size=BATCH_ROWS)
+    @staticmethod
+    def _batches(reader: Any, table: pa.Schema | None) -> tuple[pa.Schema, pa.RecordBatch | None, Any]:
+        """A frame's result `reader` as conformed Arrow batches: (schema, first non-empty batch or
+        None when the frame has no rows, iterator of the rest)."""
         schema = target_schema(reader.schema, table)
         batches = (conform(b, schema) for b in reader)
         first = next((b for b in batches if b.num_rows), None)
@@ -279,8 +280,10 @@ class DeltaRsTables:
             options["predicate"] = replace_predicate(replace)
         else:
             options["schema_mode"] = "merge" if mode == "append" else "overwrite"
-        with self._lock:
-            schema, first, rest = self._batches(df, _arrow_schema(existing) if keep_schema else None)
+        # The reader is closed however the write ends: a DuckDB result left open (a write that
+        # failed half-way) can crash the process at exit, as an early-stopped scan does.
+        with self._lock, closing(df.toArrow(batch_size=BATCH_ROWS)) as reader:
+            schema, first, rest = self._batches(reader, _arrow_schema(existing) if keep_schema else None)
             if first is None and existing is not None and mode == "append":
                 return False  # Spark writes no commit for no rows appended; delta-rs would
             batches: Iterator[pa.RecordBatch] = iter([]) if first is None else _chain(first, rest)
