@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
+from anomaly_reference import assert_same_scores, baseline_dates
+from anomaly_reference import scores as reference_scores
 from conftest import dtypes_of
 
 from nyc911lib import engine
@@ -68,17 +70,6 @@ def _rows() -> list[dict]:
     return rows
 
 
-def _baseline_dates(week: dt.date, prior_years: int = 3, window_weeks: int = 1) -> list[dt.date]:
-    """Independent of the Spark code: +-window weeks around the Monday nearest the same date."""
-    dates = []
-    for k in range(1, prior_years + 1):
-        same_date = week.replace(year=week.year - k)
-        offset = same_date.weekday()  # days since Monday
-        monday = same_date - dt.timedelta(offset if offset <= 3 else offset - 7)
-        dates += [monday + dt.timedelta(weeks=j) for j in range(-window_weeks, window_weeks + 1)]
-    return dates
-
-
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
     return pd.DataFrame(_rows())
@@ -113,6 +104,24 @@ def flagged(weekly) -> pd.DataFrame:
 def scored(weekly) -> pd.DataFrame:
     """Every row with a baseline, scored (threshold 0, min_baseline_weeks 1)."""
     return engine.to_pandas(weekly.transform(weekly_anomalies(threshold=0.0, min_baseline_weeks=1)))
+
+
+@pytest.mark.parametrize(
+    ("settings", "rows_at_least"),
+    [
+        ({}, 4),
+        ({"threshold": 0.0, "min_baseline_weeks": 1}, 1800),
+        ({"threshold": 1.0, "window_weeks": 2, "prior_years": 2, "min_baseline_weeks": 3}, 20),
+    ],
+    ids=["defaults", "every-scored-row", "other-window"],
+)
+def test_every_row_equals_the_reference_computation(weekly, rows, settings, rows_at_least):
+    """Rows, medians, MADs and scores equal a plain-Python computation of the definition
+    (tests/anomaly_reference.py): the defaults, every scored row, another window."""
+    found = engine.to_pandas(weekly.transform(weekly_anomalies(**settings)))
+    expected = reference_scores(rows.to_dict("records"), **settings)
+    assert len(expected) >= rows_at_least
+    assert_same_scores(found.to_dict("records"), expected)
 
 
 def _key(df: pd.DataFrame) -> set[tuple]:
@@ -171,7 +180,7 @@ def test_flagged_row_matches_an_independent_baseline(flagged, rows, week, metric
     row = got.iloc[0]
     series = rows[(rows.agency == INJECTED[0]) & (rows.incident_type == INJECTED[1])]
     history = series.set_index("week_start_date")[metric]
-    baseline = np.array([history[d] for d in _baseline_dates(week)], dtype=float)
+    baseline = np.array([history[d] for d in baseline_dates(week)], dtype=float)
     median = float(np.median(baseline))
     mad = float(np.median(np.abs(baseline - median)))
     observed = float(history[week])
@@ -241,7 +250,7 @@ def test_baseline_weeks_counts_the_prior_year_windows(scored, rows):
     """Every scored row of a series counts exactly the baseline weeks that exist."""
     clean = scored[(scored.agency == CLEAN[0]) & (scored.metric == "incidents")]
     known = set(rows[rows.agency == CLEAN[0]].week_start_date)
-    expected = {w: n for w in known if (n := sum(d in known for d in _baseline_dates(w)))}
+    expected = {w: n for w in known if (n := sum(d in known for d in baseline_dates(w)))}
     assert dict(zip(clean.week_start_date, clean.baseline_weeks, strict=True)) == expected
     assert min(expected) == dt.date(2019, 12, 30)  # the first week with a prior-year neighbour
 

@@ -8,6 +8,8 @@ import datetime as dt
 import pandas as pd
 import pyspark.sql.functions as F
 import pytest
+from anomaly_reference import assert_same_scores
+from anomaly_reference import scores as reference_scores
 from conftest import (
     REAL_2023,
     REAL_2025,
@@ -177,6 +179,17 @@ def test_response_time_headline_equals_pandas_from_silver(spark, real_run):
     # Arrival is call-to-dispatch plus travel within a second over the trailing year (the source's
     # own rounding), so the three segments add up to the headline.
     assert latest["arrival_minus_segments_s"].abs().max() < 0.5
+
+
+def test_anomalies_equal_the_reference_computation(real_run):
+    """gold.anomalies on the real export: the same 1,585 flagged rows as a plain-Python computation
+    of the definition from gold.kpi_weekly (tests/anomaly_reference.py), medians and MADs equal,
+    scores within 1e-12."""
+    wh = real_run[0]
+    expected = reference_scores(delta_frame(wh, "gold", "kpi_weekly").to_dict("records"))
+    found = delta_frame(wh, "gold", "anomalies")
+    assert len(expected) == len(found) == 1_585
+    assert_same_scores(found.to_dict("records"), expected)
 
 
 def test_a_run_without_source_on_a_real_warehouse_lands_nothing_and_keeps_gold(

@@ -29,6 +29,14 @@ often than other weeks, spring 2020 about 4x as often. A lasting level shift (a 
 incident type, a trend in dispatch times) keeps flagging until the prior years' median catches up,
 about 18 months with 3 prior years: the baseline answers "unusual for this time of year", not
 "unusual since last month".
+
+Computation. Each value is joined with the (at most `prior_years` x (2 x `window_weeks` + 1) = 9)
+values of its baseline weeks, each pair tagged with its slot; one hash aggregation then makes a
+series-week's baseline a single row of 9 columns, and median and MAD are read off two sorted
+9-element arrays of that row (`_median_of_first`). No sort or window over the 9x larger pair
+table: at 100x the export (4.5 M scored values) this takes 18 s on DuckDB where a window median
+then a grouped median spilled 50 GB and did not finish. Results are bit-for-bit those of
+`median()` on both engines (checked at 10x), and tests/anomaly_reference.py recomputes them.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 
 ANOMALY_METRICS = ("incidents", "avg_call_to_first_pickup_s", "avg_dispatch_s", "avg_travel_s")
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a normal sample times this estimates its sigma
@@ -94,6 +102,17 @@ def _baseline_weeks(prior_years: int, window_weeks: int) -> Column:
     return F.array(*dates)
 
 
+_AFTER_ALL = 1e300  # pads a baseline's sorted arrays after its values (counts and seconds, far below)
+
+
+def _median_of_first(ascending: Column, n: Column) -> Column:
+    """The median of the first `n` values of an ascending array (1 <= n <= its size): its middle
+    value, or halfway between the two middle ones (as Spark's and DuckDB's `median`)."""
+    low = F.element_at(ascending, F.floor((n + 1) / 2).cast("int"))  # 1-based
+    high = F.element_at(ascending, F.floor(n / 2).cast("int") + 1)
+    return low + (high - low) * 0.5
+
+
 def weekly_anomalies(
     *,
     metrics: Sequence[str] = ANOMALY_METRICS,
@@ -116,6 +135,8 @@ def weekly_anomalies(
     if threshold < 0 or min_baseline_weeks < 1 or prior_years < 1 or window_weeks < 0:
         raise ValueError("threshold must be >= 0, min_baseline_weeks and prior_years >= 1, window_weeks >= 0")
 
+    slots = prior_years * (2 * window_weeks + 1)
+
     def transform(weekly: DataFrame) -> DataFrame:
         values = weekly.transform(_long_values(metrics, min_incidents))
         targets = values.select(
@@ -123,20 +144,32 @@ def weekly_anomalies(
             "week_start_date",
             F.col("value").alias("observed"),
             "incidents",
-            F.explode(_baseline_weeks(prior_years, window_weeks)).alias("_baseline_week"),
+            F.posexplode(_baseline_weeks(prior_years, window_weeks)).alias("_slot", "_baseline_week"),
         )
         history = values.select(
             *_KEYS, F.col("week_start_date").alias("_baseline_week"), F.col("value").alias("_b")
         )
         pairs = targets.join(history, [*_KEYS, "_baseline_week"])
-        # Two passes: the median of the baseline, then the median of the deviations from it.
-        series_week = Window.partitionBy(*_KEYS, "week_start_date")
-        with_median = pairs.withColumn("_median", F.median("_b").over(series_week))
-        baselines = with_median.groupBy(*_KEYS, "week_start_date", "observed", "incidents").agg(
-            F.first("_median").alias("baseline_median"),
-            F.median(F.abs(F.col("_b") - F.col("_median"))).alias("baseline_mad"),
+        # One pass: each baseline week has its slot, so a series-week's baseline is one row of
+        # `slots` columns; median and MAD are then read off sorted arrays of that row.
+        wide = pairs.groupBy(*_KEYS, "week_start_date", "observed", "incidents").agg(
             F.count(F.lit(1)).alias("baseline_weeks"),
+            *[F.max(F.when(F.col("_slot") == i, F.col("_b"))).alias(f"_b{i}") for i in range(slots)],
         )
+        n, pad = F.col("baseline_weeks"), F.lit(_AFTER_ALL)
+        values_sorted = F.sort_array(F.array(*[F.coalesce(F.col(f"_b{i}"), pad) for i in range(slots)]))
+        wide = wide.withColumn("_sorted", values_sorted)
+        wide = wide.withColumn("baseline_median", _median_of_first(F.col("_sorted"), n))
+        deviations = F.sort_array(
+            F.array(
+                *[
+                    F.when(F.lit(i) <= n, F.abs(F.element_at("_sorted", i) - F.col("baseline_median")))
+                    .otherwise(pad)
+                    for i in range(1, slots + 1)
+                ]
+            )
+        )
+        baselines = wide.withColumn("baseline_mad", _median_of_first(deviations, n))
         observed, median, mad = F.col("observed"), F.col("baseline_median"), F.col("baseline_mad")
         is_volume = F.col("metric") == "incidents"
         volume_z = robust_z(
