@@ -289,17 +289,17 @@ print(sorted(r["k"] for r in rows))
 def test_a_process_that_read_part_of_a_table_exits_cleanly(tmp_path):
     """A scan DuckDB stops early (a LIMIT) leaves pyarrow's read-ahead running as the process exits.
     Through delta-rs's default filesystem (Python) those reads then take the GIL during the
-    interpreter's shutdown: the process crashed or hung in 15 runs of 15 here (exit -11, -6,
-    "terminate called without an active exception", or a hang); pyarrow's local filesystem reads
-    without Python."""
+    interpreter's shutdown: the process crashed in every run here (20 of 20 with this table: exit
+    -11 or -6, "terminate called without an active exception"; a hang with bigger tables);
+    pyarrow's local filesystem reads without Python (0 of 20)."""
     name = str(tmp_path / "t")
-    for part in range(20):
+    for part in range(8):
         write_deltalake(
             name,
             pa.table({"k": pa.array(range(part * 50_000, (part + 1) * 50_000), pa.int64())}),
             mode="append",
         )
-    for _ in range(3):
+    for _ in range(2):
         out = subprocess.run(
             [sys.executable, "-c", PARTLY_READ_THEN_EXIT, name],
             capture_output=True,
