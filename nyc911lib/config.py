@@ -75,6 +75,9 @@ class PerformanceSettings:
       (OPTIMIZE), where the report's and dashboards' filters then skip files; below that the
       OPTIMIZE would cost more than it saves, and no gold table is looked at while bronze itself
       is smaller.
+    - The duckdb engine's DuckDB holds at most `duckdb_memory_limit_gb` and spills the rest to
+      `<warehouse>/.duckdb-spill` (DuckDB's own defaults are 80 % of the machine's memory and a
+      `.tmp` folder in whatever directory the command was started from).
     """
 
     whole_file_max_mb: float = 64.0
@@ -82,6 +85,7 @@ class PerformanceSettings:
     min_shuffle_partitions: int = 4
     zorder_min_mb: float = 128.0
     quick_start_max_mb: float = 100.0
+    duckdb_memory_limit_gb: float = 4.0
 
 
 @dataclass(frozen=True)

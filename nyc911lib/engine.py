@@ -24,7 +24,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nyc911lib.errors import EngineError, JavaNotFoundError
@@ -200,7 +202,26 @@ def session(engine: str | None = None, params: Any = None) -> Any:
         # registered on the session's connection, or the session could not see them.
         _state.connection = _state.session._conn
         _state.session.conf.set("spark.sql.session.timeZone", "UTC")
+    if params is not None:
+        _limit_duckdb(params)
     return _state.session
+
+
+SPILL_DIR = ".duckdb-spill"  # in the local warehouse
+
+
+def duckdb_spill_dir(params: Any) -> Path:
+    """Where the duckdb engine spills what exceeds its memory limit: `<warehouse>/.duckdb-spill`,
+    or the system's temporary folder for a warehouse that is not a local folder."""
+    return params.warehouse / SPILL_DIR if params.warehouse is not None else Path(tempfile.gettempdir())
+
+
+def _limit_duckdb(params: Any) -> None:
+    """DuckDB's memory limit and spill folder from the params (`performance`)."""
+    limit_mb = round(params.performance.duckdb_memory_limit_gb * 1024)
+    spill = str(duckdb_spill_dir(params)).replace("'", "''")
+    _state.connection.execute(f"SET memory_limit = '{limit_mb}MiB'")
+    _state.connection.execute(f"SET temp_directory = '{spill}'")
 
 
 def small_input(params: Any) -> bool:

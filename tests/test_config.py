@@ -136,8 +136,8 @@ def test_performance_settings_are_read_and_default():
         (
             "performance:\n  whole_file_mb: 10",
             "unknown performance settings ['whole_file_mb']; known: "
-            "['min_shuffle_partitions', 'quick_start_max_mb', 'shuffle_partition_mb', 'whole_file_max_mb', "
-            "'zorder_min_mb']",
+            "['duckdb_memory_limit_gb', 'min_shuffle_partitions', 'quick_start_max_mb', "
+            "'shuffle_partition_mb', 'whole_file_max_mb', 'zorder_min_mb']",
         ),
         (
             "performance:\n  whole_file_max_mb: 0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 import pyspark.sql.functions as F
 import pytest
@@ -47,3 +48,22 @@ def test_equal_ctes_still_share_one_name(spark):
     assert sql.count(" AS (") == 2, sql  # the VALUES frame once, and the union
     assert engine.cte_name("SELECT 1") == engine.cte_name("SELECT 1") != engine.cte_name("SELECT 2")
     assert len(engine.cte_name("SELECT 1")) == 1 + 2 * engine.CTE_NAME_BYTES
+
+
+def test_duckdb_memory_limit_and_spill_folder_come_from_the_params(spark, params, tmp_path):
+    """DuckDB's own defaults are 80 % of the machine's memory and a `.tmp` folder in the current
+    directory; the session takes `performance.duckdb_memory_limit_gb` and the warehouse's folder."""
+    limited = replace(
+        params.with_warehouse(tmp_path / "it's a warehouse"),
+        performance=replace(params.performance, duckdb_memory_limit_gb=1.5),
+    )
+    settings = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    try:
+        engine.session(params=limited)
+        assert engine.connection().execute(settings).fetchone() == (
+            "1.5 GiB",
+            str(tmp_path / "it's a warehouse" / ".duckdb-spill"),
+        )
+    finally:
+        engine.session(params=params)
+    assert engine.connection().execute(settings).fetchone()[0] == "4.0 GiB"
