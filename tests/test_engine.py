@@ -60,10 +60,10 @@ def test_duckdb_memory_limit_and_spill_folder_come_from_the_params(spark, params
     settings = "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
     try:
         engine.session(params=limited)
-        assert engine.connection().execute(settings).fetchone() == (
+        assert engine.connection().execute(settings).fetchall()[0] == (
             "1.5 GiB",
             str(tmp_path / "it's a warehouse" / ".duckdb-spill"),
         )
     finally:
         engine.session(params=params)
-    assert engine.connection().execute(settings).fetchone()[0] == "4.0 GiB"
+    assert engine.connection().execute(settings).fetchall()[0][0] == "4.0 GiB"
