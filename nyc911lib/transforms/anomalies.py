@@ -30,15 +30,13 @@ incident type, a trend in dispatch times) keeps flagging until the prior years' 
 about 18 months with 3 prior years: the baseline answers "unusual for this time of year", not
 "unusual since last month".
 
-Computation. Each kpi_weekly row is joined with the rows of its (at most `prior_years` x
-(2 x `window_weeks` + 1) = 9) baseline weeks, each pair tagged with its slot, every metric at
-once; one hash aggregation then makes a week's baseline of each metric a row of 9 columns, and
-median and MAD are read off two sorted 9-value arrays (`_median_of_first`). No sort or window over
-the pair table, and 4x fewer pairs than one per metric: on the real export scaled 100x (4.5 M
-scored values) it takes 12.5 s and 1.8 GB on DuckDB, where a window median then a grouped median
-over per-metric pairs spilled 50 GB and did not finish; on Spark at 10x 25 s against 34 s.
-Results are bit-for-bit those of `median()` on both engines (checked at 10x and 100x), and
-tests/anomaly_reference.py recomputes them in plain Python.
+Computation. Each value is joined with the (at most `prior_years` x (2 x `window_weeks` + 1) = 9)
+values of its baseline weeks, each pair tagged with its slot; one hash aggregation then makes a
+series-week's baseline a single row of 9 columns, and median and MAD are read off two sorted
+9-element arrays of that row (`_median_of_first`). No sort or window over the 9x larger pair
+table: at 100x the export (4.5 M scored values) this takes 18 s on DuckDB where a window median
+then a grouped median spilled 50 GB and did not finish. Results are bit-for-bit those of
+`median()` on both engines (checked at 10x), and tests/anomaly_reference.py recomputes them.
 """
 
 from __future__ import annotations
@@ -75,19 +73,22 @@ def robust_z(observed: Column, median: Column, mad: Column, floor: Column) -> Co
     return F.when(known & (scale > 0), (observed - median) / scale)
 
 
-def _usable_values(metrics: Sequence[str], min_incidents: int) -> list[Column]:
-    """`_v<j>`: metric j of a kpi_weekly row as a double where it may be scored or be a baseline
-    value, else NULL. A negative average time is a data defect (silver keeps it with the
-    other_times_non_negative warning, and the data-quality section counts it), not a fast week."""
-    enough = F.col("incidents") >= min_incidents
-    return [
-        (
-            F.col(m).cast("double")
-            if m == "incidents"
-            else F.when(enough & (F.col(m) >= 0), F.col(m).cast("double"))
-        ).alias(f"_v{j}")
-        for j, m in enumerate(metrics)
-    ]
+def _long_values(metrics: Sequence[str], min_incidents: int) -> Callable[[DataFrame], DataFrame]:
+    """kpi_weekly -> one row per week x agency x incident type x metric with a usable `value`."""
+
+    def transform(weekly: DataFrame) -> DataFrame:
+        values = [F.col(m).cast("double").alias(m) for m in metrics]
+        ids = ["week_start_date", "agency", "incident_type", "_incidents"]
+        wide = weekly.select(*ids[:3], F.col("incidents").alias("_incidents"), *values)
+        long = wide.unpivot(ids, list(metrics), "metric", "value")
+        long = long.withColumnRenamed("_incidents", "incidents")
+        # A negative average time is a data defect (silver keeps it with the other_times_non_negative
+        # warning, and the data-quality section counts it), not a fast week: it is not scored.
+        is_volume = F.col("metric") == "incidents"
+        usable = is_volume | ((F.col("incidents") >= min_incidents) & (F.col("value") >= 0))
+        return long.where(F.col("value").isNotNull() & usable)
+
+    return transform
 
 
 def _baseline_weeks(prior_years: int, window_weeks: int) -> Column:
@@ -107,7 +108,6 @@ _AFTER_ALL = 1e300  # pads a baseline's sorted arrays after its values (counts a
 def _median_of_first(ascending: Column, n: Column) -> Column:
     """The median of the first `n` values of an ascending array (1 <= n <= its size): its middle
     value, or halfway between the two middle ones (as Spark's and DuckDB's `median`)."""
-    n = F.greatest(n, F.lit(1))  # n = 0 rows are filtered out, but Spark may evaluate them first
     low = F.element_at(ascending, F.floor((n + 1) / 2).cast("int"))  # 1-based
     high = F.element_at(ascending, F.floor(n / 2).cast("int") + 1)
     return low + (high - low) * 0.5
@@ -138,70 +138,38 @@ def weekly_anomalies(
     slots = prior_years * (2 * window_weeks + 1)
 
     def transform(weekly: DataFrame) -> DataFrame:
-        series = ["agency", "incident_type"]
-        rows = weekly.select(*series, "week_start_date", "incidents", *_usable_values(metrics, min_incidents))
-        targets = rows.select(
-            *series,
+        values = weekly.transform(_long_values(metrics, min_incidents))
+        targets = values.select(
+            *_KEYS,
             "week_start_date",
+            F.col("value").alias("observed"),
             "incidents",
-            *[F.col(f"_v{j}").alias(f"_o{j}") for j in range(len(metrics))],
             F.posexplode(_baseline_weeks(prior_years, window_weeks)).alias("_slot", "_baseline_week"),
         )
-        history = rows.select(
-            *series,
-            F.col("week_start_date").alias("_baseline_week"),
-            *[f"_v{j}" for j in range(len(metrics))],
+        history = values.select(
+            *_KEYS, F.col("week_start_date").alias("_baseline_week"), F.col("value").alias("_b")
         )
-        pairs = targets.join(history, [*series, "_baseline_week"])
-        # One pass over the pairs of a week x series (every metric at once): each baseline week
-        # has its slot, so a week's baseline of each metric is one row of `slots` columns.
-        wide = pairs.groupBy(*series, "week_start_date").agg(
-            F.max("incidents").alias("incidents"),
-            *[F.max(f"_o{j}").alias(f"_o{j}") for j in range(len(metrics))],
-            *[
-                F.max(F.when(F.col("_slot") == i, F.col(f"_v{j}"))).alias(f"_b{j}_{i}")
-                for j in range(len(metrics))
-                for i in range(slots)
-            ],
+        pairs = targets.join(history, [*_KEYS, "_baseline_week"])
+        # One pass: each baseline week has its slot, so a series-week's baseline is one row of
+        # `slots` columns; median and MAD are then read off sorted arrays of that row.
+        wide = pairs.groupBy(*_KEYS, "week_start_date", "observed", "incidents").agg(
+            F.count(F.lit(1)).alias("baseline_weeks"),
+            *[F.max(F.when(F.col("_slot") == i, F.col("_b"))).alias(f"_b{i}") for i in range(slots)],
         )
-        pad = F.lit(_AFTER_ALL)
-
-        def baseline(j: int, metric: str) -> Column:
-            """Metric j's observed value, baseline size and baseline values in ascending order."""
-            values = [F.col(f"_b{j}_{i}") for i in range(slots)]
-            return F.struct(
-                F.lit(metric).alias("metric"),
-                F.col(f"_o{j}").alias("observed"),
-                sum(F.when(v.isNotNull(), 1).otherwise(0) for v in values).cast("long").alias("n"),
-                F.sort_array(F.array(*[F.coalesce(v, pad) for v in values])).alias("s"),
-            )
-
-        per_metric = [baseline(j, metric) for j, metric in enumerate(metrics)]
-        long = wide.select(
-            *series, "week_start_date", "incidents", F.explode(F.array(*per_metric)).alias("_m")
-        )
-        long = long.select(
-            *series,
-            "week_start_date",
-            "incidents",
-            "_m.metric",
-            "_m.observed",
-            F.col("_m.n").alias("baseline_weeks"),
-            F.col("_m.s").alias("_sorted"),
-        ).where(F.col("observed").isNotNull() & (F.col("baseline_weeks") > 0))
-        n = F.col("baseline_weeks")
-        with_median = long.withColumn("baseline_median", _median_of_first(F.col("_sorted"), n))
+        n, pad = F.col("baseline_weeks"), F.lit(_AFTER_ALL)
+        values_sorted = F.sort_array(F.array(*[F.coalesce(F.col(f"_b{i}"), pad) for i in range(slots)]))
+        wide = wide.withColumn("_sorted", values_sorted)
+        wide = wide.withColumn("baseline_median", _median_of_first(F.col("_sorted"), n))
         deviations = F.sort_array(
             F.array(
                 *[
-                    F.when(
-                        F.lit(i) <= n, F.abs(F.element_at("_sorted", i) - F.col("baseline_median"))
-                    ).otherwise(pad)
+                    F.when(F.lit(i) <= n, F.abs(F.element_at("_sorted", i) - F.col("baseline_median")))
+                    .otherwise(pad)
                     for i in range(1, slots + 1)
                 ]
             )
         )
-        baselines = with_median.withColumn("baseline_mad", _median_of_first(deviations, n))
+        baselines = wide.withColumn("baseline_mad", _median_of_first(deviations, n))
         observed, median, mad = F.col("observed"), F.col("baseline_median"), F.col("baseline_mad")
         is_volume = F.col("metric") == "incidents"
         volume_z = robust_z(
