@@ -161,8 +161,8 @@ def _local_filesystem(path: str, table: DeltaTable) -> pa_fs.FileSystem | None:
     delta-rs's default is a `PyFileSystem` over its Rust store: pyarrow's I/O threads call it
     through Python, taking the GIL for every read. Besides the cost, a read-ahead still under way
     when the interpreter shuts down then tries to take the GIL, is ended by Python and aborts the
-    process ("terminate called without an active exception", exit -6, seen once in `make test`
-    after a step had printed its result). The native filesystem reads without Python."""
+    process ("terminate called without an active exception", exit -6, seen in a CI run after a
+    step had printed its result). The native filesystem reads without Python."""
     logged = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()  # as in the log
     plain = all("%" not in f and "://" not in f and not f.startswith("/") for f in logged)
     return pa_fs.SubTreeFileSystem(path, pa_fs.LocalFileSystem()) if plain else None
