@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from deltalake import DeltaTable
+from nyc911lib.io.delta_rs import read_arrow
 
 RTOL = 1e-9
 ATOL = 1e-12  # only for values that are 0 in one of the two (a breach rate of 0 %)
@@ -32,7 +32,7 @@ def read_delta(table: Path) -> list[dict[str, Any]]:
     """Every row of the latest version of a local Delta table as dicts, read with delta-rs."""
     if not (table / "_delta_log").is_dir():
         raise ValueError(f"{table}: not a Delta table (no _delta_log)")
-    return DeltaTable(str(table)).to_pyarrow_table().to_pylist()
+    return read_arrow(table).to_pylist()
 
 
 def _close(a: Any, b: Any) -> bool:

@@ -198,9 +198,9 @@ RUN_SPECIFIC = (
 def delta_frame(params, layer: str, key: str, drop: tuple[str, ...] = ()) -> pd.DataFrame:
     """A local table read straight from its Delta files by delta-rs, as pandas (fast, and the same
     whichever engine wrote it); `drop` names columns to leave out where the table has them."""
-    from deltalake import DeltaTable  # noqa: PLC0415
+    from nyc911lib.io.delta_rs import read_arrow  # noqa: PLC0415
 
-    frame = DeltaTable(table_name(params, layer, key)).to_pyarrow_table().to_pandas(date_as_object=True)
+    frame = read_arrow(table_name(params, layer, key)).to_pandas(date_as_object=True)
     return frame.drop(columns=[c for c in drop if c in frame.columns])
 
 

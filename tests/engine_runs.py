@@ -49,6 +49,7 @@ import yaml
 from deltalake import DeltaTable
 from deltalake.schema import ArrayType, MapType, PrimitiveType, StructType
 
+from nyc911lib.io.delta_rs import read_arrow
 from nyc911lib.io.files import copy_atomic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -344,7 +345,7 @@ def diff_tables(left: Path, right: Path, exclude: frozenset[str] = VOLATILE) -> 
         )
     right_types = dict(rs)
     columns = [c for c, t in ls if c not in exclude and right_types.get(c) == t]
-    rows = [sorted_rows(DeltaTable(str(p)).to_pyarrow_table(columns=columns), columns) for p in (left, right)]
+    rows = [sorted_rows(read_arrow(p, columns), columns) for p in (left, right)]
     return problems + diff_rows(columns, *rows)
 
 

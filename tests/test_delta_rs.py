@@ -29,7 +29,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from nyc911lib.errors import EngineError
 from nyc911lib.io import delta_rs
-from nyc911lib.io.delta_rs import DeltaRsTables, conform_type, target_schema
+from nyc911lib.io.delta_rs import DeltaRsTables, conform_type, read_arrow, target_schema
 from nyc911lib.io.tables import Commit, DateRange
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def test_a_zoned_timestamp_keeps_its_instant(tables, tmp_path):
     finally:
         tables.session.conf.set("spark.sql.session.timeZone", "UTC")
     assert delta_types(name)["ts"] == "timestamp"
-    assert DeltaTable(name).to_pyarrow_table().column("ts").type == pa.timestamp("us", tz="UTC")
+    assert read_arrow(name).column("ts").type == pa.timestamp("us", tz="UTC")
     assert rows(tables.read(name))[0]["ts"] == instant
 
 
@@ -310,6 +310,23 @@ def test_a_process_that_read_part_of_a_table_exits_cleanly(tmp_path):
         )
         assert (out.returncode, out.stderr[-500:]) == (0, "")
         assert len(json.loads(out.stdout)) == 5
+
+
+@pytest.mark.parametrize(
+    ("columns", "version", "expected"),
+    [
+        (None, None, {"k": [1, 2, 3], "v": ["a", "b", "c"]}),
+        (["v"], None, {"v": ["a", "b", "c"]}),
+        (None, 0, {"k": [1, 2], "v": ["a", "b"]}),
+    ],
+    ids=["latest", "one-column", "version-0"],
+)
+def test_read_arrow_gives_the_rows_of_one_version_through_the_local_filesystem(tmp_path, columns, version, expected):
+    name = tmp_path / "t"
+    write_deltalake(str(name), pa.table({"k": [1, 2], "v": ["a", "b"]}))
+    write_deltalake(str(name), pa.table({"k": [3], "v": ["c"]}), mode="append")
+    table = read_arrow(name, columns, version=version).sort_by(columns[0] if columns else "k")
+    assert table.to_pydict() == expected
 
 
 # --- write ----------------------------------------------------------------------------------------

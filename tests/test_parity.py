@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from conftest import REAL_2023, REAL_2025
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from engine_runs import (
     SECOND_STAMP,
     change_feed,
@@ -48,6 +48,8 @@ from parity_runs import (
 )
 from spark_cluster import ran_on
 
+from nyc911lib.io.delta_rs import read_arrow
+
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(3600)]
 
 
@@ -57,7 +59,7 @@ def _needs_real(built: Built) -> None:
 
 
 def _rows(path: Path) -> list[dict]:
-    return DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+    return read_arrow(path).to_pylist()
 
 
 def _engines_of(path: Path) -> list[tuple[int, str | None, str | None]]:
@@ -109,7 +111,7 @@ def test_the_comparison_finds_every_kind_of_difference(tmp_path):
         d=pa.array([dt.datetime(2024, 1, 1)] * 3, pa.timestamp("us"))
     )
     fewer = tmp_path / "fewer"
-    write_deltalake(str(fewer), DeltaTable(str(base)).to_pyarrow_table().slice(0, 2))
+    write_deltalake(str(fewer), read_arrow(base).slice(0, 2))
     assert "row count 3 vs 2" in "\n".join(diff_tables(base, fewer))
 
 
@@ -120,7 +122,7 @@ def test_the_sample_gives_equal_tables_in_every_layer_on_both_engines(built):
     differences = diff_warehouses(built.sample["duckdb"], built.sample["spark"])
     assert not differences, "duckdb vs spark, the sample:\n" + report(differences)
     raw = table_paths(built.sample["spark"])["bronze.e2e_raw"]
-    assert DeltaTable(str(raw)).to_pyarrow_table().num_rows == SAMPLE_LINES
+    assert read_arrow(raw).num_rows == SAMPLE_LINES
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def test_the_real_export_gives_equal_tables_in_every_layer_on_both_engines(built
     differences = diff_warehouses(built.snapshots[2], built.cross["duckdb-spark"])
     assert not differences, "duckdb vs spark, the 2025 export:\n" + report(differences)
     paths = table_paths(built.cross["duckdb-spark"])
-    empty = [n for n, p in paths.items() if DeltaTable(str(p)).to_pyarrow_table().num_rows == 0]
+    empty = [n for n, p in paths.items() if read_arrow(p).num_rows == 0]
     assert empty == []
     assert built.third_rows == 18  # the third publication: the 2025 export's last week (2025-12-22)
 
@@ -171,7 +173,7 @@ def test_the_spark_engine_killed_in_its_merge_then_rerun_equals_duckdb_alone(bui
     paths = table_paths(built.cross["duckdb-spark"])
     assert [r["status"] for r in _rows(paths["bronze.ingest_log"])] == ["ingested", "ingested"]
     first_lines = len(REAL_2023.read_text(encoding="utf-8").splitlines()) - 1
-    assert DeltaTable(str(paths["bronze.e2e_raw"])).to_pyarrow_table().num_rows == first_lines + SECOND_LINES
+    assert read_arrow(paths["bronze.e2e_raw"]).num_rows == first_lines + SECOND_LINES
 
 
 @pytest.mark.parametrize("case", CONTINUED, ids=[f"{c.first}-then-{c.second}" for c in CONTINUED])

@@ -168,6 +168,15 @@ def _local_filesystem(path: str, table: DeltaTable) -> pa_fs.FileSystem | None:
     return pa_fs.SubTreeFileSystem(path, pa_fs.LocalFileSystem()) if plain else None
 
 
+def read_arrow(path: str | Path, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+    """One version (default: the latest) of the Delta table at local folder `path` as an Arrow
+    table, read through `_local_filesystem` (see there why never through delta-rs's Python one):
+    for checks and tools that want a table's rows without an engine session."""
+    path = str(Path(path).absolute())
+    table = DeltaTable(path, version=version)
+    return table.to_pyarrow_dataset(filesystem=_local_filesystem(path, table)).to_table(columns=columns)
+
+
 class DeltaRsTables:
     """`Tables` with delta-rs, for local folders, on a SQLFrame DuckDB session.
 
