@@ -321,7 +321,7 @@ def test_a_process_that_read_part_of_a_table_exits_cleanly(tmp_path):
     ],
     ids=["latest", "one-column", "version-0"],
 )
-def test_read_arrow_gives_the_rows_of_one_version_through_the_local_filesystem(tmp_path, columns, version, expected):
+def test_read_arrow_gives_the_rows_of_one_version(tmp_path, columns, version, expected):
     name = tmp_path / "t"
     write_deltalake(str(name), pa.table({"k": [1, 2], "v": ["a", "b"]}))
     write_deltalake(str(name), pa.table({"k": [3], "v": ["c"]}), mode="append")
