@@ -89,6 +89,24 @@ class PerformanceSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long a local warehouse keeps old table versions, and when `nyc911 run` cleans up.
+
+    - Every table keeps `keep_days` of history: its Delta log entries (`delta.logRetentionDuration`)
+      and the data files its older versions read (`delta.deletedFileRetentionDuration`), so any
+      version committed in the last `keep_days` can be read by time travel.
+    - `nyc911 run` maintains the warehouse's tables when its last maintenance (or, never
+      maintained, its first publication) is `vacuum_every_days` old or older: sets those two
+      properties, VACUUMs the files no version of the last `keep_days` reads, writes a checkpoint
+      and removes the log entries older than `keep_days`. 0 maintains at every run; None (`null`)
+      never.
+    """
+
+    keep_days: int = 30
+    vacuum_every_days: int | None = 7
+
+
+@dataclass(frozen=True)
 class ResponseTimeSettings:
     """The end-to-end response time headline (gold.kpi_response_time): which (agency code,
     incident type) series are each agency's most urgent, and how many weeks its trailing period
@@ -208,6 +226,7 @@ class Params:
     anomalies: dict[str, Any] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     response_time: ResponseTimeSettings = field(default_factory=ResponseTimeSettings)
     engine: str = DEFAULT_ENGINE  # duckdb (embedded) or spark; see nyc911lib.engine
 
@@ -332,6 +351,16 @@ def _performance(values: dict[str, Any], path: Path) -> PerformanceSettings:
     return PerformanceSettings(**values)
 
 
+def _retention(values: dict[str, Any], path: Path) -> RetentionSettings:
+    for key, value in values.items():
+        allowed = value is None and key == "vacuum_every_days"
+        if not allowed and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ParamsError(
+                f"{path}: retention.{key} must be a whole number of days (0 or more), got {value!r}"
+            )
+    return RetentionSettings(**values)
+
+
 def load_params(path: str | Path | None = None, sla_rules_file: str | Path | None = None) -> Params:
     """Load a params file (default: the project's `params/default.yaml`).
 
@@ -363,10 +392,12 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
     anomalies = dict(data.get("anomalies") or {})
     alerts = dict(data.get("alerts") or {})
     performance = dict(data.get("performance") or {})
+    retention = dict(data.get("retention") or {})
     for section, values, known in (
         ("anomalies", anomalies, ANOMALY_SETTINGS),
         ("alerts", alerts, tuple(AlertSettings.__dataclass_fields__)),
         ("performance", performance, tuple(PerformanceSettings.__dataclass_fields__)),
+        ("retention", retention, tuple(RetentionSettings.__dataclass_fields__)),
     ):
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -404,6 +435,7 @@ def load_params(path: str | Path | None = None, sla_rules_file: str | Path | Non
         anomalies=anomalies,
         alerts=AlertSettings(**alerts),
         performance=_performance(performance, path),
+        retention=_retention(retention, path),
         response_time=_response_time(data.get("response_time"), agency_codes, path),
     )
 

@@ -148,13 +148,41 @@ def test_run_on_the_sample_writes_gold_report_and_executed_notebooks(spark, para
     assert table_versions(spark, params.with_warehouse(tmp_path / "wh")) == versions
     assert (reports / "kpi_report.html").read_bytes() == report_bytes
 
+    # Retention due (at every run): every table is maintained, and the warehouse is still current.
+    every_run = _params_copy(
+        tmp_path, "https://data.cityofnewyork.us", "vacuum_every_days: 7", "vacuum_every_days: 0"
+    )
+    third = nyc911(
+        "run",
+        "--params",
+        str(every_run),
+        "--warehouse",
+        str(tmp_path / "wh"),
+        env={"NYC911_REPORTS_DIR": str(reports)},
+    )
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert f"\n{current}\n" in third.stdout
+    tables = sum(len(t) for t in params.tables.values())
+    kept = "versions of the last 30 days stay readable"
+    assert (
+        f"\nretention: {tables} tables vacuumed and their logs trimmed (0 old files removed); {kept}\n"
+        in third.stdout
+    )
+    assert table_versions(spark, params.with_warehouse(tmp_path / "wh")) == versions
+    assert (tmp_path / "wh" / ".nyc911-retention.json").is_file()
 
-def _params_copy(tmp_path: Path, base_url: str) -> Path:
-    """The project's params, copied, with fetch.base_url set to `base_url` and one retry."""
+
+def _params_copy(tmp_path: Path, base_url: str, *replaced: str) -> Path:
+    """The project's params, copied, with fetch.base_url set to `base_url`, one retry, and each
+    pair of `replaced` (old text, new text) replaced."""
     folder = tmp_path / "params"
     shutil.copytree(Path(__file__).resolve().parents[1] / "params", folder)
     text = (folder / "default.yaml").read_text().replace("https://data.cityofnewyork.us", base_url)
-    (folder / "default.yaml").write_text(text.replace("retries: 5", "retries: 1"))
+    text = text.replace("retries: 5", "retries: 1")
+    for old, new in zip(replaced[::2], replaced[1::2], strict=True):
+        assert old in text
+        text = text.replace(old, new)
+    (folder / "default.yaml").write_text(text)
     return folder / "default.yaml"
 
 

@@ -12,6 +12,7 @@ from nyc911lib.config import (
     DEFAULT_PARAMS,
     PerformanceSettings,
     ResponseTimeSettings,
+    RetentionSettings,
     parse_quality_rules,
     parse_sla_rules,
 )
@@ -155,6 +156,42 @@ def test_performance_settings_are_read_and_default():
 )
 def test_bad_performance_settings_are_refused(tmp_path, block, message):
     path = _params_with_performance(tmp_path, block)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_retention_settings_are_read_and_default(tmp_path):
+    assert load_params().retention == RetentionSettings(keep_days=30, vacuum_every_days=7)
+    path = _params_with_performance(
+        tmp_path, "retention:\n  keep_days: 90\n  vacuum_every_days: null", "retention"
+    )
+    assert load_params(path).retention == RetentionSettings(keep_days=90, vacuum_every_days=None)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "retention:\n  keep: 3",
+            "unknown retention settings ['keep']; known: ['keep_days', 'vacuum_every_days']",
+        ),
+        (
+            "retention:\n  keep_days: -1",
+            "retention.keep_days must be a whole number of days (0 or more), got -1",
+        ),
+        (
+            "retention:\n  keep_days: null",
+            "retention.keep_days must be a whole number of days (0 or more), got None",
+        ),
+        (
+            "retention:\n  vacuum_every_days: 1.5",
+            "retention.vacuum_every_days must be a whole number of days (0 or more), got 1.5",
+        ),
+    ],
+)
+def test_bad_retention_settings_are_refused(tmp_path, block, message):
+    path = _params_with_performance(tmp_path, block, "retention")
     with pytest.raises(ParamsError) as err:
         load_params(path)
     assert str(err.value) == f"{path}: {message}"

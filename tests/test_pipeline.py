@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pyspark.sql.functions as F
 import pytest
-from conftest import ENGINE, assert_same_rows, assert_same_summary, run_once, table_versions
+from conftest import (
+    ENGINE,
+    RUN_SPECIFIC,
+    assert_same_rows,
+    assert_same_summary,
+    delta_frame,
+    run_once,
+    table_versions,
+)
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from nyc911lib import (
     Landed,
@@ -32,8 +41,9 @@ from nyc911lib import (
     read_table,
     run_layers,
 )
-from nyc911lib.config import Params
+from nyc911lib.config import Params, RetentionSettings
 from nyc911lib.io import storage
+from nyc911lib.io.delta_rs import commit_times, read_arrow
 from nyc911lib.io.storage import (
     last_commit_metadata,
     table_exists,
@@ -46,6 +56,7 @@ from nyc911lib.run.gold_run import gold_is_current
 from nyc911lib.run.landing import land_file
 from nyc911lib.run.layers import nothing_to_do
 from nyc911lib.run.registry import table_keys
+from nyc911lib.run.retention import maintain_warehouse
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count, write_sample
 
 pytestmark = pytest.mark.e2e
@@ -380,6 +391,43 @@ def test_a_restated_publication_is_merged_and_the_old_rows_are_superseded(spark,
     assert sorted((r.old_incidents, r.new_incidents) for r in restated) == sorted(
         (int(r[3]), int(r[3]) + 1000) for r in week_rows[1:]
     )
+
+
+def test_a_warehouse_maintained_between_publications_gives_the_same_tables(spark, restated, tmp_path):
+    """Retention maintenance (keep no old version at all) after each publication of `restated`:
+    every table ends equal to the unmaintained warehouse's, the run still finds nothing to do,
+    and the old files and versions are gone (a maintained table's version stays its data's)."""
+    wh = replace(
+        restated[0].with_warehouse(tmp_path / "warehouse"),
+        retention=RetentionSettings(keep_days=0, vacuum_every_days=7),
+    )
+    folder = restated[0].warehouse.parent
+    first = run_once(spark, wh, folder / "first.csv")
+    started = max(at for _, at in commit_times(storage.table_name(wh, "bronze", "e2e_raw")))
+    assert maintain_warehouse(wh, now=started + dt.timedelta(days=6)) == []  # not due yet
+    versions = table_versions(spark, wh)
+    assert {t.files_removed for t in maintain_warehouse(wh, now=started + dt.timedelta(days=7))} == {0}
+    assert table_versions(spark, wh) == versions
+    assert delta_log(wh, "gold", "kpi_weekly").version() > versions["gold.kpi_weekly"]  # commits were added
+    assert nothing_to_do(wh)
+    run_once(spark, wh, folder / "second.csv", run_id="run-2")
+    assert maintain_warehouse(wh, now=started + dt.timedelta(days=13)) == []  # 6 days after the last
+    done = maintain_warehouse(wh, now=started + dt.timedelta(days=14))
+    removed = {t.table: t.files_removed for t in done}
+    assert len(removed) == sum(len(t) for t in wh.tables.values())
+    assert removed["silver.e2e_weekly"] > 0 and removed["gold.kpi_weekly"] > 0
+    assert removed["bronze.e2e_raw"] == 0  # appended to, never rewritten
+    assert nothing_to_do(wh)
+    for layer in ("bronze", "silver", "gold"):
+        for key in wh.tables[layer]:
+            assert_same_rows(
+                delta_frame(wh, layer, key, drop=RUN_SPECIFIC),
+                delta_frame(restated[0], layer, key, drop=RUN_SPECIFIC),
+                label=f"{layer}.{key}",
+            )
+    assert first.accounting[0]["rows_bronze"] == restated[1].accounting[0]["rows_bronze"]
+    with pytest.raises(TableNotFoundError, match="No files in log segment"):  # version 0 is gone
+        read_arrow(storage.table_name(wh, "gold", "kpi_weekly"), version=0)
 
 
 def test_full_refresh_equals_the_incremental_result(spark, restated, tmp_path):

@@ -20,6 +20,7 @@ What delta-rs does differently from delta-spark, and what this module does about
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
 import json
@@ -27,6 +28,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from nyc911lib.errors import EngineError
-from nyc911lib.io.tables import Commit, DateRange, Txn, metadata_of
+from nyc911lib.io.tables import Commit, DateRange, Txn, latest_data_commit, maintenance_metadata
 
 BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delta write
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -175,6 +177,68 @@ def read_arrow(path: str | Path, columns: list[str] | None = None, version: int 
     path = str(Path(path).absolute())
     table = DeltaTable(path, version=version)
     return table.to_pyarrow_dataset(filesystem=_local_filesystem(path, table)).to_table(columns=columns)
+
+
+@dataclass(frozen=True)
+class Maintained:
+    """What `maintain` did to one table."""
+
+    properties_set: bool  # its retention properties were changed (a SET TBLPROPERTIES commit)
+    files_removed: int  # data files VACUUM deleted
+
+
+def maintain(path: str | Path, properties: dict[str, str], retain_hours: int) -> Maintained:
+    """Retention maintenance of the local Delta table at `path`, whichever engine wrote it:
+
+    1. set `properties` where the table's differ (its log and deleted-file retention);
+    2. VACUUM, full (as Spark's VACUUM: files no retained version reads, tombstoned or left by a
+       killed write, older than `retain_hours`);
+    3. write a checkpoint, then remove the log entries older than the log retention, and the
+       checksum files of what was removed (`_remove_orphan_checksums`).
+
+    Each commit names the data commit it follows (`maintenance_metadata`), so the table's version
+    and last commit, as runs compare them, do not move. Safe to stop at any point: a file is
+    deleted only when no version within the retention reads it, and the log only up to a
+    checkpoint. The caller holds the warehouse's lock (no writer runs meanwhile)."""
+    path = str(Path(path).absolute())
+    data = DeltaRsTables(session=None).last_commit(path)
+    if data is None:
+        raise EngineError(f"{path}: no Delta table to maintain")
+    commit = _commit_properties(None, maintenance_metadata(data))
+    table = DeltaTable(path)
+    configured = table.metadata().configuration
+    changed = any(configured.get(k) != v for k, v in properties.items())
+    if changed:
+        table.alter.set_table_properties(properties, commit_properties=commit)
+        table = DeltaTable(path)
+    removed = table.vacuum(retention_hours=retain_hours, dry_run=False, full=True, commit_properties=commit)
+    table = DeltaTable(path)
+    table.create_checkpoint()
+    table.cleanup_metadata()
+    _remove_orphan_checksums(Path(path))
+    return Maintained(properties_set=changed, files_removed=len(removed))
+
+
+def _remove_orphan_checksums(folder: Path) -> None:
+    """Remove the checksum files the spark engine's writers leave beside what delta-rs just
+    deleted, which delta-rs does not know of: Hadoop's `.<file>.crc` of a deleted data or log
+    file, and Delta's `<version>.crc` of a log entry that expired. Left alone they would pile up,
+    several per commit, which is what retention is for."""
+    log = folder / "_delta_log"
+    for crc in folder.rglob("*.crc"):
+        if crc.name.startswith(".") and not crc.with_name(crc.name[1:-4]).exists():
+            crc.unlink(missing_ok=True)  # Hadoop's checksum of a file that is gone
+        elif crc.parent == log and crc.stem.isdigit() and not crc.with_suffix(".json").exists():
+            crc.unlink(missing_ok=True)  # Delta's checksum of a version whose log entry expired
+            crc.with_name(f".{crc.name}.crc").unlink(missing_ok=True)
+
+
+def commit_times(path: str | Path) -> list[tuple[str, dt.datetime]]:
+    """Every commit still in the local table's log as (operation, time in UTC), newest first."""
+    return [
+        (h["operation"], dt.datetime.fromtimestamp(h["timestamp"] / 1000, dt.timezone.utc))
+        for h in DeltaTable(str(Path(path).absolute())).history()
+    ]
 
 
 class DeltaRsTables:
@@ -361,14 +425,19 @@ class DeltaRsTables:
     # --- the log ---------------------------------------------------------------------------
 
     def version(self, name: str) -> int | None:
-        return DeltaTable(self._path(name)).version() if self.exists(name) else None
+        found = self.last_commit(name)
+        return found.version if found else None
 
     def last_commit(self, name: str) -> Commit | None:
         if not self.exists(name):
             return None
         table = DeltaTable(self._path(name))
-        entry = table.history(1)[0]
-        return Commit(entry.get("version", table.version()), metadata_of(entry.get("userMetadata")))
+        history = table.history(2)  # a data commit, or this project's maintenance naming it
+        found = latest_data_commit({"userMetadata": None, **h} for h in history)
+        if found is None:  # maintenance by another tool (a user's VACUUM): look further back
+            history = table.history()
+            found = latest_data_commit({"userMetadata": None, **h} for h in history)
+        return found or Commit(history[0]["version"], None)  # only maintenance left in the log
 
     def table_id(self, name: str) -> str:
         return DeltaTable(self._path(name)).metadata().id

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib.io.tables import Commit, DateRange, Txn, metadata_of
+from nyc911lib.io.tables import Commit, DateRange, Txn, latest_data_commit
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TXN_CONFS = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
@@ -124,15 +124,19 @@ class DeltaSparkTables:
             )
 
     def version(self, name: str) -> int | None:
-        if not self.exists(name):
-            return None
-        return self._handle(name).history(1).first()["version"]
+        found = self.last_commit(name)
+        return found.version if found else None
 
     def last_commit(self, name: str) -> Commit | None:
         if not self.exists(name):
             return None
-        row = self._handle(name).history(1).first()
-        return Commit(row["version"], metadata_of(row["userMetadata"]))
+        columns = ("version", "operation", "userMetadata")
+        rows = self._handle(name).history(2).select(*columns).collect()
+        found = latest_data_commit(rows)  # a data commit, or this project's maintenance naming it
+        if found is None:  # maintenance by another tool (a user's VACUUM): look further back
+            rows = self._handle(name).history().select(*columns).collect()
+            found = latest_data_commit(rows)
+        return found or Commit(rows[0]["version"], None)  # only maintenance left in the log
 
     def table_id(self, name: str) -> str:
         return self._handle(name).detail().first()["id"]

@@ -34,11 +34,18 @@ class DateRange:
 
 @dataclass(frozen=True)
 class Commit:
-    """A table's latest commit: its version and its userMetadata parsed as a JSON object (None
-    when absent or not a JSON object)."""
+    """A table's latest data commit: its version and its userMetadata parsed as a JSON object
+    (None when absent or not a JSON object); and `head`, the table's latest version, maintenance
+    commits included: the version to read for the current data (a maintained table's log may no
+    longer hold the data commit's own entry)."""
 
     version: int
     metadata: dict | None
+    head: int = -1  # -1: the same as `version`
+
+    def __post_init__(self) -> None:
+        if self.head < 0:
+            object.__setattr__(self, "head", self.version)
 
 
 def metadata_of(text: str | None) -> dict | None:
@@ -48,6 +55,37 @@ def metadata_of(text: str | None) -> dict | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+# Commits that change no row: what retention maintenance writes (`nyc911lib.run.retention`).
+# A table's version and last commit, as every run compares them (what gold was built from, what
+# silver accounted for), are those of its latest data commit: maintenance leaves a table current.
+MAINTENANCE_OPERATIONS = frozenset({"VACUUM START", "VACUUM END", "SET TBLPROPERTIES"})
+# The userMetadata key with which a maintenance commit of this project names the data commit it
+# follows (the rest of its metadata is that commit's): the data commit stays known after its own
+# log entry has expired (a table maintained weekly with no new data for longer than its retention).
+DATA_VERSION = "data_version"
+
+
+def maintenance_metadata(data: Commit) -> dict:
+    """The userMetadata of a maintenance commit after the data commit `data`."""
+    return {**(data.metadata or {}), DATA_VERSION: data.version}
+
+
+def latest_data_commit(history: Any) -> Commit | None:
+    """The latest data commit, from `history` (newest first: dicts or rows with `version`,
+    `operation` and `userMetadata`): the first commit that is not maintenance, or the data commit
+    a maintenance commit of this project names; None when the listed commits do not tell."""
+    head = None
+    for entry in history:
+        head = int(entry["version"]) if head is None else head
+        metadata = metadata_of(entry["userMetadata"])
+        if entry["operation"] not in MAINTENANCE_OPERATIONS:
+            return Commit(int(entry["version"]), metadata, head)
+        if metadata is not None and isinstance(metadata.get(DATA_VERSION), int):
+            rest = {k: v for k, v in metadata.items() if k != DATA_VERSION}
+            return Commit(metadata[DATA_VERSION], rest or None, head)
+    return None
 
 
 class Tables(Protocol):
@@ -97,10 +135,10 @@ class Tables(Protocol):
         when nothing changes; skipped when `txn` was committed), carrying `metadata`."""
 
     def version(self, name: str) -> int | None:
-        """The latest version (None: no table)."""
+        """The version of the latest data commit, maintenance skipped (None: no table)."""
 
     def last_commit(self, name: str) -> Commit | None:
-        """The latest commit (None: no table)."""
+        """The latest data commit, maintenance skipped (None: no table)."""
 
     def table_id(self, name: str) -> str:
         """The Delta table id (metadata id): a table dropped and created again gets a new one."""

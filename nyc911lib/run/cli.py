@@ -191,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             summary, report = result.summary, result.report_path
             print(f"executed notebooks: {result.run_dir} (.ipynb, and .html to read without Jupyter)")
+        _maintain(params)
     print(f"report: {report}")
     for label, template in SUMMARY_LINES:
         try:
@@ -198,6 +199,21 @@ def _run(args: argparse.Namespace) -> int:
         except (KeyError, TypeError, ValueError):
             print(f"  {label:<26} n/a")
     return 0
+
+
+def _maintain(params: Params) -> None:
+    """Retention maintenance of the tables that are due (`nyc911lib.run.retention`), under the
+    run's lock after its work, on every runner."""
+    from nyc911lib.run.retention import maintain_warehouse  # noqa: PLC0415 - after the engine is fixed
+
+    done = maintain_warehouse(params)
+    if done:
+        keep = params.retention.keep_days
+        removed = sum(t.files_removed for t in done)
+        print(
+            f"retention: {len(done)} tables vacuumed and their logs trimmed ({removed} old files removed); "
+            f"versions of the last {keep} days stay readable"
+        )
 
 
 def _run_declarative(

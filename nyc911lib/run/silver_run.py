@@ -112,14 +112,15 @@ def _silver_batch(
 
 
 def _silver_version_before(spark: SparkSession, params: Params, metadata: dict) -> int | None:
-    """The version of silver.e2e_weekly a batch is applied to: the current one, or, when this
-    batch's own MERGE already committed (a replay after a crash), the one before it. None: no
-    silver before this batch."""
+    """The version of silver.e2e_weekly a batch is applied to: the current one (the latest, a
+    maintenance commit's when one came last: its log then starts there), or, when this batch's
+    own MERGE already committed (a replay after a crash), the one before it. None: no silver
+    before this batch."""
     last = storage.last_commit(spark, params, "silver", "e2e_weekly")
     if last is None:
         return None
     if (last.metadata or {}).get("bronze") != metadata["bronze"]:
-        return last.version
+        return last.head
     return last.version - 1 if last.version > 0 else None
 
 
