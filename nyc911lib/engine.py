@@ -249,8 +249,8 @@ def materialize(df: Any) -> Any:
 
 
 def from_arrow(table: Any) -> Any:
-    """An Arrow table (or dataset) as a DataFrame of the duckdb engine, without a copy: a view on
-    the DuckDB connection (dropped by `release`)."""
+    """An Arrow table (or dataset, or a RecordBatchReader: scanned once) as a DataFrame of the
+    duckdb engine, without a copy: a view on the DuckDB connection (dropped by `release`)."""
     view = f"nyc911_frame_{next(_frame_ids)}"
     con = connection()
     con.register(f"{view}_arrow", table)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pytest
 
 from nyc911lib.errors import SourceError
-from nyc911lib.io.csv_reader import Export, bronze_table, read_export
+from nyc911lib.io.csv_reader import CHUNK_BYTES, Export, bronze_batches, bronze_table, read_export
 from nyc911lib.io.univocity import MAX_FIELDS, Univocity, strict_csv
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -185,6 +185,55 @@ def test_a_file_gives_the_rows_spark_gives(tmp_path, body, expected):
     assert _values(_table(tmp_path, HEADER + body)) == expected
 
 
+def _streamed(path: Path, chunk_bytes: int) -> pa.Table:
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    lineage = {"source_file": str(path), "source_kind": "file", "batch_id": "b1", "ingested_at": NOW}
+    return bronze_batches(path, sha256=sha256, chunk_bytes=chunk_bytes, **lineage).read_all()
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, CHUNK_BYTES])
+@pytest.mark.parametrize(
+    "data",
+    [HEADER + c[1] + b"\n" for c in LINES] + [HEADER + c[1] for c in FILES],
+    ids=[f"line-{c[0]}" for c in LINES] + [f"file-{c[0]}" for c in FILES],
+)
+def test_the_streamed_rows_are_the_rows_of_the_whole_file(tmp_path, data, chunk_bytes):
+    """`bronze_batches` (the engine's reader: the file in chunks cut after an LF, one parser)
+    gives exactly `bronze_table` of the whole file, on every case above, even one line per chunk."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(data)
+    assert _streamed(path, chunk_bytes).equals(_table_of(path))
+
+
+def test_random_files_stream_as_they_read_whole(tmp_path):
+    """Random lines of commas, quotes, CRs, U+FFFF (which makes the parser read characters of
+    earlier, longer lines), non-ASCII and invalid UTF-8, streamed in chunks of a few bytes."""
+    rng = random.Random(11)
+    pieces = [
+        b"a",
+        b"bb",
+        b" ",
+        b",",
+        b",",
+        b'"',
+        b'""',
+        b"\r",
+        "é".encode(),
+        "😀".encode(),
+        FFFF,
+        b"\xed\xa0",
+    ]
+    for case in range(25):
+        lines = [
+            b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(rng.randint(1, 40))
+        ]
+        path = tmp_path / f"r{case}.csv"
+        path.write_bytes(HEADER + b"\n".join(lines) + rng.choice([b"", b"\n"]))
+        whole = _table_of(path)
+        for chunk_bytes in (1, 50):
+            assert _streamed(path, chunk_bytes).equals(whole), (case, chunk_bytes)
+
+
 def test_columns_order_types_and_lineage_are_the_spark_readers(tmp_path):
     data = HEADER + b"1,2,3\n4,5\n"
     table = _table(tmp_path, data)
@@ -291,6 +340,10 @@ def test_the_real_export_reads_into_bronze_rows_without_a_corrupt_record():
     )
     assert table.num_rows == 11606
     assert table.column("_corrupt_record").null_count == 11606
+    sha256 = hashlib.sha256(REAL_2025.read_bytes()).hexdigest()
+    lineage = {"source_file": "f", "source_kind": "file", "batch_id": "b", "ingested_at": NOW}
+    streamed = bronze_batches(REAL_2025, sha256=sha256, chunk_bytes=100_000, **lineage)
+    assert streamed.read_all().equals(table)
 
 
 # --- Parity with the Spark reader (NYC911_ENGINE=spark pytest -m spark) -----------------------

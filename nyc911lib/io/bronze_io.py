@@ -6,8 +6,9 @@ tested on the bad-input corpus and the real exports on both engines):
 - spark: Spark reads small files whole (binaryFile, hashed in Spark) and large ones in parallel
   line splits (text reader, hashed on the driver), then parses each line with `from_csv` in
   PERMISSIVE mode (`nyc911lib.transforms.bronze`);
-- duckdb: Python reads the file and parses each line with the `csv` module (`nyc911lib.io.csv_reader`),
-  and DuckDB gets the rows as an Arrow table.
+- duckdb: Python reads the file in chunks and parses its lines (`nyc911lib.io.csv_reader`), and
+  DuckDB scans the rows as a stream of Arrow batches while delta-rs writes them: no file is ever
+  held whole in memory.
 
 Every header is checked before anything is written: one bad file stops the run with its name.
 """
@@ -110,30 +111,29 @@ def read_publications(
 def _read_duckdb(
     spark: SparkSession, params: Params, files: list[Path]
 ) -> tuple[list[Publication], list[DataFrame]]:
-    from nyc911lib.io.csv_reader import bronze_table, read_export  # noqa: PLC0415 - duckdb engine only
+    """Each file in two passes, never whole in memory: its hash and lines first (`identify`'s
+    pass), then its rows as a stream of Arrow batches (`csv_reader.bronze_batches`) that DuckDB
+    scans once, as the bronze append writes it (a second scan would be refused by DuckDB)."""
+    from nyc911lib.io.csv_reader import bronze_batches, read_header  # noqa: PLC0415 - duckdb engine only
 
     publications, held = [], []
     for path in files:
-        export = read_export(path)
-        if not export.header:
+        header = read_header(path)
+        if not header:
             raise SourceError(f"landed file is empty: {path}; remove it from the landing folder")
-        kind, batch_id = _identity(path, export.sha256, export.header)
+        sha256, lines = _hash_and_count_lines(path)
+        kind, batch_id = _identity(path, sha256, header)
 
         def rows(
-            ingested_at: dt.datetime, export=export, kind=kind, batch_id=batch_id, path=path
+            ingested_at: dt.datetime, sha256=sha256, kind=kind, batch_id=batch_id, path=path
         ) -> DataFrame:
-            table = bronze_table(
-                export, source_file=str(path), source_kind=kind, batch_id=batch_id, ingested_at=ingested_at
-            )
-            frame = engine.from_arrow(table)
+            lineage = {"source_file": str(path), "source_kind": kind, "batch_id": batch_id}
+            frame = engine.from_arrow(bronze_batches(path, sha256=sha256, ingested_at=ingested_at, **lineage))
             held.append(frame)
             return frame
 
-        publications.append(
-            Publication(
-                path, kind, export.sha256, export.header, batch_id, export.bytes, len(export.lines), rows
-            )
-        )
+        size = path.stat().st_size
+        publications.append(Publication(path, kind, sha256, header, batch_id, size, lines - 1, rows))
     return publications, held
 
 

@@ -34,15 +34,16 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nyc911lib.io.univocity import BOM, MAX_FIELDS, NL, Univocity, strict_csv, too_many_fields
+from nyc911lib.io.univocity import BOM, MAX_FIELDS, NL, Univocity, strict_csv, too_many_fields, utf16_units
 from nyc911lib.schema import bronze_column_names, parse_header_line
 
 CORRUPT = "_corrupt_record"
@@ -62,12 +63,8 @@ class Export:
 
 
 def read_export(path: Path) -> Export:
-    """Read a landed file once: hash its bytes, decode them as Spark does, split it into lines.
-
-    A streaming variant for large files can hash incrementally, decode chunks cut right after an
-    LF byte (no decoding decision crosses one; only the last chunk has an end of input) and feed
-    the lines to one `LineParser` batch after batch.
-    """
+    """Read a (small) landed file at once: hash its bytes, decode them as Spark does, split it into
+    lines. The engine reads with `bronze_batches`, which streams; this one is for tests and tools."""
     data = Path(path).read_bytes()
     lines = split_lines(decode_utf8(data))
     return Export(
@@ -81,34 +78,108 @@ def read_export(path: Path) -> Export:
 def bronze_table(
     export: Export, *, source_file: str, source_kind: str, batch_id: str, ingested_at: datetime
 ) -> pa.Table:
-    """The bronze rows of an export, with the Spark reader's column names, order and types.
+    """The bronze rows of an export read at once (`read_export`), as `bronze_batches` gives them.
 
     `ingested_at` is UTC: a naive datetime is taken as UTC, an aware one converted.
     """
-    names = bronze_column_names(export.header)
-    fields, corrupt = LineParser(len(names)).columns(export.lines)
-    n = len(export.lines)
-    if ingested_at.tzinfo is not None:
-        ingested_at = ingested_at.astimezone(timezone.utc)
-    arrays = [
-        pa.repeat(pa.scalar(export.sha256, pa.string()), n),
-        pa.array(range(2, n + 2), pa.int64()),
-        *fields,
-        corrupt,
-        *(pa.repeat(pa.scalar(value, pa.string()), n) for value in (source_file, source_kind, batch_id)),
-        pa.repeat(pa.scalar(ingested_at.replace(tzinfo=timezone.utc), _TIMESTAMP), n),
-    ]
-    schema = pa.schema(
-        [
-            ("_source_sha256", pa.string()),
-            ("_line_number", pa.int64()),
-            *((name, pa.string()) for name in names),
-            (CORRUPT, pa.string()),
-            *((name, pa.string()) for name in LINEAGE_STRINGS),
-            ("_ingested_at", _TIMESTAMP),
+    rows = _BronzeRows(export.header, export.sha256, (source_file, source_kind, batch_id), ingested_at)
+    return pa.Table.from_batches([rows.batch(export.lines)], schema=rows.schema)
+
+
+def read_header(path: Path) -> list[str]:
+    """The header of a landed file as `bronze_batches` reads it (its first line; [] when empty)."""
+    with Path(path).open("rb") as fh:
+        lines = split_lines(decode_utf8(fh.readline()))
+    return parse_header_line(lines[0]) if lines else []
+
+
+CHUNK_BYTES = 32 << 20  # bytes of a landed file decoded and parsed at a time by `bronze_batches`
+
+
+def bronze_batches(
+    path: Path,
+    *,
+    sha256: str,
+    source_file: str,
+    source_kind: str,
+    batch_id: str,
+    ingested_at: datetime,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> pa.RecordBatchReader:
+    """The bronze rows of a landed file as a stream of Arrow batches, about `chunk_bytes` of the
+    file each, read as it is consumed: the same rows as `bronze_table(read_export(path), ...)`,
+    without the file in memory (a 1.7 GB export is never read whole). `sha256` is the file's
+    (from a first pass, `bronze_io.identify`), stamped on every row.
+
+    The file is cut right after an LF byte: no UTF-8 decoding decision looks past an LF (it is no
+    continuation byte), so chunk by chunk decodes as the whole file does, and one `LineParser`
+    parses the lines in file order, keeping Spark's parser state from chunk to chunk.
+    """
+    chunks = _chunks_after_lf(Path(path), chunk_bytes)
+    first = next(chunks, b"")
+    lines = split_lines(decode_utf8(first))
+    header = parse_header_line(lines[0]) if lines else []
+    rows = _BronzeRows(header, sha256, (source_file, source_kind, batch_id), ingested_at)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield rows.batch(lines[1:])
+        for chunk in chunks:
+            yield rows.batch(split_lines(decode_utf8(chunk)))
+
+    return pa.RecordBatchReader.from_batches(rows.schema, batches())
+
+
+def _chunks_after_lf(path: Path, size: int) -> Iterator[bytes]:
+    """A file's bytes in pieces of about `size`, each ending right after an LF (the last may not)."""
+    with path.open("rb") as fh:
+        rest = b""
+        while block := fh.read(size):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # no LF yet (a line longer than `size`): read on
+                rest = data
+                continue
+            rest = data[cut:]
+            yield data[:cut]
+        if rest:
+            yield rest
+
+
+class _BronzeRows:
+    """Bronze batches of one file: its header's columns, its lineage, and the one `LineParser`
+    that reads its data lines in file order (line numbers go on from batch to batch)."""
+
+    def __init__(self, header: list[str], sha256: str, lineage: tuple[str, str, str], at: datetime) -> None:
+        names = bronze_column_names(header)
+        self.parser = LineParser(len(names))
+        self.next_line = 2  # line 1 is the header
+        self.sha256, self.lineage = sha256, lineage
+        self.ingested_at = (at.astimezone(timezone.utc) if at.tzinfo else at).replace(tzinfo=timezone.utc)
+        self.schema = pa.schema(
+            [
+                ("_source_sha256", pa.string()),
+                ("_line_number", pa.int64()),
+                *((name, pa.string()) for name in names),
+                (CORRUPT, pa.string()),
+                *((name, pa.string()) for name in LINEAGE_STRINGS),
+                ("_ingested_at", _TIMESTAMP),
+            ]
+        )
+
+    def batch(self, lines: Sequence[str]) -> pa.RecordBatch:
+        """The bronze rows of the next `lines` of the file."""
+        fields, corrupt = self.parser.columns(lines)
+        n, start = len(lines), self.next_line
+        self.next_line += n
+        arrays = [
+            pa.repeat(pa.scalar(self.sha256, pa.string()), n),
+            pa.array(range(start, start + n), pa.int64()),
+            *fields,
+            corrupt,
+            *(pa.repeat(pa.scalar(value, pa.string()), n) for value in self.lineage),
+            pa.repeat(pa.scalar(self.ingested_at, _TIMESTAMP), n),
         ]
-    )
-    return pa.Table.from_arrays(arrays, schema=schema)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 
 # --- Decoding and lines: Spark's `cast(content as string)` and `split(.., '\r?\n')` -------------
@@ -191,17 +262,42 @@ def split_lines(text: str) -> list[str]:
 # --- Parsing: Spark's from_csv (univocity CsvParser, PERMISSIVE) ---------------------------------
 
 
+def _utf16_length(line: str) -> int:
+    return len(line) if line.isascii() else len(utf16_units(line))
+
+
+def _shadow_after(shadow: list[str], lines: Sequence[str]) -> list[str]:
+    """The earlier lines univocity's char buffer can still show after `lines` were read, oldest
+    first: those longer (in UTF-16 units) than every line after them. The buffer is overwritten
+    from position 0 by each line, so a position past the current line (after a U+FFFF) shows the
+    latest longer line; any other line is hidden for good by a later one at least as long."""
+    if not lines:
+        return shadow
+    array = pa.array(lines, pa.string())
+    lengths = pc.utf8_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    for i in pc.indices_nonzero(pc.invert(pc.string_is_ascii(array))).to_pylist():
+        lengths[i] = _utf16_length(lines[i])
+    after = np.empty_like(lengths)  # the longest line after each
+    after[-1] = -1
+    after[:-1] = np.maximum.accumulate(lengths[::-1])[::-1][1:]
+    longest = int(lengths.max())
+    kept = [line for line in shadow if _utf16_length(line) > longest]
+    return kept + [lines[i] for i in np.flatnonzero(lengths > after)]
+
+
 class LineParser:
     """Bronze fields of the data lines of one file, fed in file order, batch after batch.
 
     It keeps the state Spark's parser keeps from one line to the next (one parser reads all the
     lines of a whole file, as in the one Spark task that reads it), so a streaming reader can feed
-    a large file's lines in batches to one LineParser.
+    a large file's lines in batches to one LineParser. Of the lines before a batch it keeps only
+    those univocity's char buffer can still show (`_shadow_after`), never the whole file.
     """
 
     def __init__(self, width: int) -> None:
         self.width = width
         self._univocity = Univocity()
+        self._shadow: list[str] = []
 
     def columns(self, lines: Sequence[str]) -> tuple[list[pa.Array], pa.Array]:
         """The `width` field columns and the `_corrupt_record` column of the next `lines`.
@@ -210,8 +306,8 @@ class LineParser:
         pyarrow; the others are parsed here in Python, in file order.
         """
         width, u = self.width, self._univocity
-        base = len(u.history)
-        u.history.extend(lines)
+        base = len(self._shadow)
+        u.history = [*self._shadow, *lines]
         plain: list[int] = []
         other: dict[int, tuple[list[str | None], str | None]] = {}
         for index, line in enumerate(lines):
@@ -251,6 +347,8 @@ class LineParser:
         text: list[str | None] = [None] * len(lines)
         for index, (_, record) in other.items():
             text[index] = record
+        self._shadow = _shadow_after(self._shadow, lines)
+        u.history = []
         return arrays, pa.array(text, pa.string())
 
     def _parse_slow(self, line: str, position: int) -> tuple[list[str | None], str | None]:

@@ -46,7 +46,7 @@ class _EndOfLineError(Exception):
 _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
-def _utf16(text: str) -> str:
+def utf16_units(text: str) -> str:
     """`text` as Java holds it: a character beyond U+FFFF as its two UTF-16 surrogates."""
     return _NON_BMP.sub(_surrogates, text)
 
@@ -100,7 +100,7 @@ class Univocity:
         if k < len(self.line):
             return self.line[k]
         for j in range(self.position - 1, -1, -1):  # only after a U+FFFF left the position past the line
-            units = _utf16(self.history[j])
+            units = utf16_units(self.history[j])
             if k < len(units):
                 return units[k]
         return _NUL  # a fresh buffer
@@ -216,7 +216,7 @@ class Univocity:
         """`CsvParser.parseLine(line)` for the non-empty line `history[position]`: its tokens
         (None: no record)."""
         self.position = position
-        self.line = _utf16(line)
+        self.line = utf16_units(line)
         self.length = len(self.line)
         if not self.started:  # the reader starts on a fresh buffer and skips a byte-order mark
             self.started, self.i, self.tmp = True, 0, []
