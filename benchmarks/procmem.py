@@ -66,12 +66,25 @@ def tree_rss_bytes(root: int) -> int:
     return sum(_rss_bytes(pid) for pid in descendants(root))
 
 
-class PeakSampler(threading.Thread):
-    """Samples the process tree of `pid` until `stop()`; `peak` is the largest sum seen."""
+def folder_bytes(folders: Sequence[Path]) -> int:
+    """The summed size of the files under `folders` (a missing one counts 0; files vanishing
+    while they are listed are skipped)."""
+    total = 0
+    for folder in folders:
+        for root, _, files in os.walk(folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(root, name)).st_size
+    return total
 
-    def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+
+class PeakSampler(threading.Thread):
+    """Samples the process tree of `pid` until `stop()`; `peak` is the largest sum seen, and
+    `peak_temp` the largest size of the `temp` folders (an engine's spill), read every ~0.5 s."""
+
+    def __init__(self, pid: int, interval_s: float = SAMPLE_INTERVAL_S, temp: Sequence[Path] = ()) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval_s, self.peak = pid, interval_s, 0
+        self.pid, self.interval_s, self.peak, self.temp, self.peak_temp = pid, interval_s, 0, temp, 0
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -80,6 +93,8 @@ class PeakSampler(threading.Thread):
         while not self._done.is_set():
             if sample % TREE_REFRESH_SAMPLES == 0:
                 members = descendants(self.pid)
+                if self.temp:
+                    self.peak_temp = max(self.peak_temp, folder_bytes(self.temp))
             self.peak = max(self.peak, sum(_rss_bytes(pid) for pid in members))
             sample += 1
             self._done.wait(self.interval_s)
@@ -106,6 +121,7 @@ class Measurement:
     returncode: int
     timed_out: bool
     output_tail: str
+    peak_temp_bytes: int = 0  # the largest size of the watched temporary folders (spill to disk)
 
     @property
     def ok(self) -> bool:
@@ -120,16 +136,17 @@ def measure(
     log: Path,
     timeout_s: float | None = None,
     cwd: Path | None = None,
+    temp: Sequence[Path] = (),
 ) -> Measurement:
-    """Run `cmd` (stdout and stderr to `log`) and measure it. On timeout the child and every
-    process below it are killed."""
+    """Run `cmd` (stdout and stderr to `log`) and measure it, and the peak size of the `temp`
+    folders. On timeout the child and every process below it are killed."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        sampler = PeakSampler(proc.pid)
+        sampler = PeakSampler(proc.pid, temp=temp)
         sampler.start()
         timed_out = False
         try:
@@ -146,4 +163,4 @@ def measure(
         wall = time.perf_counter() - started
         peak = sampler.stop()
     tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    return Measurement(wall, peak, proc.returncode, timed_out, tail)
+    return Measurement(wall, peak, proc.returncode, timed_out, tail, sampler.peak_temp)

@@ -9,7 +9,8 @@ process tree, notebook kernels and the Spark driver JVM included). Every pipelin
   c  incremental run with nothing new: the same source again on (a copy of) the warehouse of a
   d  incremental run with one new week: the export plus its last week dated 7 days later, on it
   p  papermill alone: four trivial notebooks in one kernel, run by nyc911lib.run.papermill_runner (no engine)
-  e  full refresh (duckdb, inline) of the export replicated 10x, 100x, ... (`--scales`)
+  e  full refresh (inline runner) of the export replicated 10x, 100x, 1,000x (`--scales`); with
+     `--engines` including spark also on Spark (`e100-spark`, once: minutes at 100x)
   f  the floor: the same gold KPIs from the same CSV with DuckDB SQL in one process
 
 `--engines duckdb,spark`: a, c and d run on each engine (keys `a`, `a-spark`, ...), each engine's c
@@ -71,6 +72,7 @@ GUESS_S = {
     "c-spark": 45.0,
     "d-spark": 130.0,
     "e_per_row": 1.5e-4,
+    "e_spark_per_row": 5e-4,
     "f_per_row": 1.5e-5,
 }
 CHEAP_WARMUP = 0.01  # a warm-up estimated under 1 % of the budget runs whenever it fits itself
@@ -170,7 +172,8 @@ class Bench:
         if (case.key, case.engine, case.runner) in self.previous:
             return self.previous[(case.key, case.engine, case.runner)]
         if case.scenario == "e":
-            return GUESS_S["b"] + case.rows * GUESS_S["e_per_row"]
+            per_row = GUESS_S["e_per_row" if case.engine == "duckdb" else "e_spark_per_row"]
+            return GUESS_S["b"] + case.rows * per_row
         if case.scenario == "f" and case.scale > 1:
             return GUESS_S["f"] + case.rows * GUESS_S["f_per_row"]
         return GUESS_S[case.key]
@@ -241,10 +244,15 @@ class Bench:
         shutil.copytree(reports, self.work / f"base-{eng}" / "reports")
 
     def _measure(self, case: Case, warehouse: Path, run_dir: Path, timeout_s: float) -> Measurement:
+        """One measured run; its spill is DuckDB's (`<warehouse>/.duckdb-spill`) or Spark's local
+        dirs (shuffle files and spills, pointed at the run's folder with SPARK_LOCAL_DIRS)."""
         cmd = self._command(case, warehouse, run_dir)
-        return measure(
-            cmd, env=self._env(run_dir / "reports"), log=run_dir / "output.log", timeout_s=timeout_s, cwd=REPO
-        )
+        spark_local = run_dir / "spark-local"
+        env = {**self._env(run_dir / "reports"), "SPARK_LOCAL_DIRS": str(spark_local)}
+        temp = (warehouse / ".duckdb-spill", spark_local)
+        m = measure(cmd, env=env, log=run_dir / "output.log", timeout_s=timeout_s, cwd=REPO, temp=temp)
+        shutil.rmtree(spark_local, ignore_errors=True)
+        return m
 
     def run_once(self, case: Case, index: int, *, warmup: bool = False) -> None:
         """One run of a case (a warm-up is not recorded); cross-checks its first successful run."""
@@ -261,7 +269,8 @@ class Bench:
         else:
             warehouse = run_dir / "warehouse"
         timeout, why = self.remaining_s(), "budget spent"
-        if case.scenario == "e" and case.scale < LARGE_SCALE and self.scale_cap_s(case) < timeout:
+        capped = case.scenario == "e" and case.engine == "duckdb" and case.scale < LARGE_SCALE
+        if capped and self.scale_cap_s(case) < timeout:
             timeout, why = self.scale_cap_s(case), f"over {case.scale}x b = {self.scale_cap_s(case):.0f} s"
         print(f"[{_fmt_s(time.perf_counter() - self.started)} s] {label}: {describe(case)} ...", flush=True)
         m = self._measure(case, warehouse, run_dir, timeout_s=max(timeout, 1.0))
@@ -357,7 +366,8 @@ class Bench:
     def _first_runs(self) -> None:
         firsts = sorted(self.cases, key=lambda c: c.scale >= LARGE_SCALE)
         for i, case in enumerate(firsts):
-            if case.scale > 1 and any(c.scenario == "e" and not c.ok_runs for c in firsts[:i]):
+            smaller = [c for c in firsts[:i] if c.scenario == "e" and c.engine == case.engine]
+            if case.scale > 1 and case.scenario == "e" and any(not c.ok_runs for c in smaller):
                 case.notes.append("not started: a smaller scale of e was not run to completion")
                 continue
             later = sum(self.estimate_s(c) for c in firsts[i + 1 :])
@@ -413,6 +423,7 @@ class Bench:
             "x_floor": None if x_floor is None else round(x_floor, 3),
             "x_floor_is_lower_bound": bound,
             "peak_rss_gib": round(peak / GIB, 3),
+            "peak_temp_gib": round(max((m.peak_temp_bytes for m in case.runs), default=0) / GIB, 3),
             "walls_s": [round(m.wall_s, 3) for m in case.runs],
             "statuses": [
                 "ok" if m.ok else "timeout" if m.timed_out else f"exit {m.returncode}" for m in case.runs
@@ -467,7 +478,12 @@ class Bench:
         pairs = [(f"{s}-spark", s) for s in SPARK_SCENARIOS]  # spark / duckdb
         pairs += [("a", "b"), ("p", "a"), ("c", "a"), ("d", "a")]  # runner, papermill, incremental
         pairs += [("c-spark", "a-spark"), ("d-spark", "a-spark")]
-        pairs += [(c.key, "b") for c in self.cases if c.scenario == "e"]
+        pairs += [(c.key, "b") for c in self.cases if c.scenario == "e" and c.engine == "duckdb"]
+        pairs += [
+            (c.key, c.key.removesuffix("-spark"))
+            for c in self.cases
+            if c.key.endswith("-spark") and c.scenario == "e"
+        ]
         out = {}
         for top, bottom in pairs:
             value, bound = self.ratio(top, bottom)
@@ -557,13 +573,15 @@ def render_markdown(data: dict) -> str:
         "",
         "Wall time per run (s) over the successful runs (`> x`: every run was killed, at x s); x floor ="
         " median / median of the DuckDB floor on the same data (f; f10 for e10); peak = largest summed"
-        " RSS of the run's whole process tree (kernels, driver JVM); rows = data rows of the source file;"
+        " RSS of the run's whole process tree (kernels, driver JVM); spill = largest size on disk of"
+        " DuckDB's spill folder or Spark's local dirs (shuffle files and spills), read every 0.5 s;"
+        " rows = data rows of the source file;"
         " targets are the issue's (default engine, notebooks runner, medians), not asserted.",
         "",
         *([f"Environment of the runs: {env}", ""] if env else []),
         "| case | engine | runner | what | rows | new rows | runs | median s | min s | max s | x floor"
-        " | rows/s | peak GiB | target |",
-        "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        " | rows/s | peak GiB | spill GiB | target |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in data["cases"]:
         runs = f"{r['runs_ok']}/{r['runs']}" + (f" (+{r['warmups']} warm-up)" if r["warmups"] else "")
@@ -574,7 +592,7 @@ def render_markdown(data: dict) -> str:
         cells += [f"{r[k]:,}" if r["source"] else "-" for k in ("rows", "new_rows")] + [runs]
         bound = f"> {_fmt_s(r['at_least_s'])}" if r["at_least_s"] else None
         cells += [bound or _fmt_s(r[k]) for k in ("median_s", "min_s", "max_s")]
-        cells += [x_floor, rate, f"{r['peak_rss_gib']:.2f}", r["target"]]
+        cells += [x_floor, rate, f"{r['peak_rss_gib']:.2f}", f"{r.get('peak_temp_gib', 0):.2f}", r["target"]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -675,7 +693,7 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
         if eng == "duckdb" and "b" in chosen:
             title = "full refresh, a without papermill"
             cases.append(Case("b", "b", title, src, rows, rows, args.repeat, "duckdb", "inline"))
-    for scale in args.scales if "e" in chosen and "duckdb" in engines else ():
+    for scale in args.scales if "e" in chosen else ():
         started = time.perf_counter()
         data = datagen.scaled(src, scale, args.cache_dir)
         print(f"data {scale}x: {data.path} ({data.rows:,} rows, {time.perf_counter() - started:.1f} s)")
@@ -684,7 +702,13 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
         if "f" in chosen:  # before e: the floor's numbers exist when e is cross-checked
             cases.append(Case(f"f{scale}", "f", f"floor, {scale:,}x", data.path, n, n, **at))
         title = f"full refresh, {scale:,}x"
-        cases.append(Case(f"e{scale}", "e", title, data.path, n, n, engine="duckdb", runner="inline", **at))
+        for eng in engines:  # Spark once: at 100x it takes minutes, at 1,000x far longer
+            key, repeat = (f"e{scale}", at["repeat"]) if eng == "duckdb" else (f"e{scale}-{eng}", 1)
+            cases.append(
+                Case(
+                    key, "e", title, data.path, n, n, engine=eng, runner="inline", **{**at, "repeat": repeat}
+                )
+            )
     return cases
 
 
@@ -696,7 +720,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per case (1,000x: 1)")
     parser.add_argument("--spark-repeat", type=int, default=2, help="measured runs per Spark case")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before a case, when they fit")
-    parser.add_argument("--scales", default="10", help="scenario e scales (x the export's rows), e.g. 10,100")
+    parser.add_argument("--scales", default="10,100,1000", help="scenario e scales (x the export's rows)")
     parser.add_argument("--budget-min", type=float, default=14.0, help="stop starting runs after this")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the real export CSV")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "nyc911-bench-cache")
@@ -728,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     cases = build_cases(args)
     if not cases:
-        sys.exit("benchmarks: no case for these scenarios and engines (e, b and p run on duckdb only)")
+        sys.exit("benchmarks: no case for these scenarios and engines (b and p run on duckdb only)")
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(args.out / "logs", ignore_errors=True)  # logs of failed runs: this run's only
     bench = Bench(args, cases, started)

@@ -677,7 +677,7 @@ def test_delta_spark_and_delta_rs_read_append_and_merge_each_others_tables(tmp_p
         (4, "FOUR", None),
         (5, "five", "new"),
     ]
-    assert rs["rs_last_commit"] == {"version": 3, "metadata": {"step": "spark-merge"}}
+    assert rs["rs_last_commit"] == {"version": 3, "metadata": {"step": "spark-merge"}, "head": 3}
     assert keyed(rs["rs_changes_spark_merge"], "_change_type", "v") == [
         (4, "update_postimage", "FOUR"),
         (4, "update_preimage", "four"),
