@@ -41,7 +41,7 @@ class _State:
     selected: str | None = None
     connection: Any = None  # the DuckDB connection of the duckdb engine
     session: Any = None  # the SQLFrame session of the duckdb engine
-    materialized: dict[int, str] = field(default_factory=dict)  # frame id -> DuckDB view
+    materialized: dict[int, tuple[str, str]] = field(default_factory=dict)  # frame id -> (kind, name)
 
 
 _state = _State()
@@ -237,15 +237,28 @@ def small_input(params: Any) -> bool:
 # --- Frames: materialize between steps --------------------------------------------------------
 # Spark caches a frame it is told to persist. SQLFrame has no cache: every action re-runs (and
 # re-generates the SQL of) the whole lazy chain, which costs seconds on a deep one. A frame used
-# several times is therefore materialized: into an Arrow table held by DuckDB (duckdb engine), or
-# persisted (spark engine).
+# several times is therefore materialized: into a table of the session's DuckDB (duckdb engine),
+# or persisted (spark engine).
 
 
 def materialize(df: Any) -> Any:
-    """`df` computed once: a persisted Spark frame, or a DuckDB view over its Arrow result."""
+    """`df` computed once: a persisted Spark frame, or a table of the session's in-memory DuckDB
+    database. The table is DuckDB's, so it is held within the memory limit and spilled beyond it
+    (`_limit_duckdb`): at 1,000x the real export, silver's evaluated rows, held as Arrow in the
+    Python process instead, took the process past 18 GB."""
     if name() == "spark":
         return df.persist()
-    return from_arrow(df.toArrow())
+    # The statements SQLFrame's own DuckDB `toArrow` runs for `df` (`DataFrame.sql()` would give
+    # them in the input dialect).
+    statements = [df.session._to_sql(e) for e in df._get_expressions(optimize=False)]
+    table = f"nyc911_frame_{next(_frame_ids)}"
+    con = connection()
+    for statement in statements[:-1]:
+        con.execute(statement)
+    con.execute(f'CREATE TABLE "{table}" AS {statements[-1]}')
+    frame = session().table(table)
+    _state.materialized[id(frame)] = ("TABLE", table)
+    return frame
 
 
 def from_arrow(table: Any) -> Any:
@@ -258,7 +271,7 @@ def from_arrow(table: Any) -> Any:
     # registered Arrow data reports its columns as ['*']).
     con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM "{view}_arrow"')
     frame = session().table(view)
-    _state.materialized[id(frame)] = view
+    _state.materialized[id(frame)] = ("VIEW", view)
     return frame
 
 
@@ -280,10 +293,12 @@ def release(df: Any) -> None:
     if name() == "spark":
         df.unpersist()
         return
-    view = _state.materialized.pop(id(df), None)
-    if view is not None:
-        connection().execute(f'DROP VIEW IF EXISTS "{view}"')
-        connection().unregister(f"{view}_arrow")
+    made = _state.materialized.pop(id(df), None)
+    if made is not None:
+        kind, relation = made
+        connection().execute(f'DROP {kind} IF EXISTS "{relation}"')
+        if kind == "VIEW":
+            connection().unregister(f"{relation}_arrow")
 
 
 # --- Java, for the spark engine ----------------------------------------------------------------
