@@ -115,8 +115,9 @@ def test_sla_rule_scope_and_flag_column():
     assert rule.flag_column == "sla_breach_ems_travel"
 
 
-def _params_with_performance(tmp_path: Path, block: str, section: str = "performance") -> Path:
-    """The default params with the block of `section` (up to its blank line) replaced by `block`."""
+def _params_with_section(tmp_path: Path, block: str) -> Path:
+    """The default params with the section `block` starts (up to its blank line) replaced by it."""
+    section = block.split(":", 1)[0]
     text = DEFAULT_PARAMS.read_text()
     start = text.index(f"\n{section}:\n") + 1
     end = text.index("\n\n", start)
@@ -129,6 +130,36 @@ def _params_with_performance(tmp_path: Path, block: str, section: str = "perform
 
 def test_performance_settings_are_read_and_default():
     assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0)
+
+
+def test_retention_settings_are_read_and_default(tmp_path):
+    assert load_params().retention == RetentionSettings(keep_days=30, vacuum_every_days=7)
+    path = _params_with_section(tmp_path, "retention:\n  keep_days: 90\n  vacuum_every_days: null")
+    assert load_params(path).retention == RetentionSettings(keep_days=90, vacuum_every_days=None)
+
+
+def test_agency_names_read_the_agency_codes_backwards():
+    params = load_params()
+    assert params.agency_names == {
+        code: name for name, code in params.agency_codes.items()
+    }  # one name per code in the defaults
+    assert params.agency_names["NYPD_NON_CIP"] == "NYPD (Non-CIP)"
+    doubled = replace(params, agency_codes={"NYPD (Non-CIP)": "NYPD_NON_CIP", "NYPD Non CIP": "NYPD_NON_CIP"})
+    assert doubled.agency_names == {"NYPD_NON_CIP": "NYPD (Non-CIP)"}  # the first name wins
+
+
+def test_response_time_settings_are_read_and_default(tmp_path):
+    assert load_params().response_time == ResponseTimeSettings(
+        (("NYPD", "Critical"), ("FDNY", "Structural Fires"), ("EMS", "Life Threatening Med Emergencies")), 52
+    )
+    path = _params_with_section(
+        tmp_path,
+        "response_time:\n  most_urgent:\n    EMS: Life Threatening Med Emergencies\n"
+        "    NYPD: [Critical, Serious]",
+    )
+    assert load_params(path).response_time == ResponseTimeSettings(
+        (("EMS", "Life Threatening Med Emergencies"), ("NYPD", "Critical"), ("NYPD", "Serious")), 52
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,26 +183,6 @@ def test_performance_settings_are_read_and_default():
             "performance:\n  min_shuffle_partitions: 2.5",
             "performance.min_shuffle_partitions must be a whole number, got 2.5",
         ),
-    ],
-)
-def test_bad_performance_settings_are_refused(tmp_path, block, message):
-    path = _params_with_performance(tmp_path, block)
-    with pytest.raises(ParamsError) as err:
-        load_params(path)
-    assert str(err.value) == f"{path}: {message}"
-
-
-def test_retention_settings_are_read_and_default(tmp_path):
-    assert load_params().retention == RetentionSettings(keep_days=30, vacuum_every_days=7)
-    path = _params_with_performance(
-        tmp_path, "retention:\n  keep_days: 90\n  vacuum_every_days: null", "retention"
-    )
-    assert load_params(path).retention == RetentionSettings(keep_days=90, vacuum_every_days=None)
-
-
-@pytest.mark.parametrize(
-    ("block", "message"),
-    [
         (
             "retention:\n  keep: 3",
             "unknown retention settings ['keep']; known: ['keep_days', 'vacuum_every_days']",
@@ -188,43 +199,6 @@ def test_retention_settings_are_read_and_default(tmp_path):
             "retention:\n  vacuum_every_days: 1.5",
             "retention.vacuum_every_days must be a whole number of days (0 or more), got 1.5",
         ),
-    ],
-)
-def test_bad_retention_settings_are_refused(tmp_path, block, message):
-    path = _params_with_performance(tmp_path, block, "retention")
-    with pytest.raises(ParamsError) as err:
-        load_params(path)
-    assert str(err.value) == f"{path}: {message}"
-
-
-def test_agency_names_read_the_agency_codes_backwards():
-    params = load_params()
-    assert params.agency_names == {
-        code: name for name, code in params.agency_codes.items()
-    }  # one name per code in the defaults
-    assert params.agency_names["NYPD_NON_CIP"] == "NYPD (Non-CIP)"
-    doubled = replace(params, agency_codes={"NYPD (Non-CIP)": "NYPD_NON_CIP", "NYPD Non CIP": "NYPD_NON_CIP"})
-    assert doubled.agency_names == {"NYPD_NON_CIP": "NYPD (Non-CIP)"}  # the first name wins
-
-
-def test_response_time_settings_are_read_and_default(tmp_path):
-    assert load_params().response_time == ResponseTimeSettings(
-        (("NYPD", "Critical"), ("FDNY", "Structural Fires"), ("EMS", "Life Threatening Med Emergencies")), 52
-    )
-    path = _params_with_performance(
-        tmp_path,
-        "response_time:\n  most_urgent:\n    EMS: Life Threatening Med Emergencies\n"
-        "    NYPD: [Critical, Serious]",
-        "response_time",
-    )
-    assert load_params(path).response_time == ResponseTimeSettings(
-        (("EMS", "Life Threatening Med Emergencies"), ("NYPD", "Critical"), ("NYPD", "Serious")), 52
-    )
-
-
-@pytest.mark.parametrize(
-    ("block", "message"),
-    [
         (
             "response_time:\n  most_urgent:\n    NYPD (Non-CIP): [Dispute]",
             "response_time.most_urgent names the agency 'NYPD (Non-CIP)', not an agency code of agency_codes "
@@ -248,8 +222,8 @@ def test_response_time_settings_are_read_and_default(tmp_path):
         ),
     ],
 )
-def test_bad_response_time_settings_are_refused(tmp_path, block, message):
-    path = _params_with_performance(tmp_path, block, "response_time")
+def test_bad_settings_of_a_section_are_refused(tmp_path, block, message):
+    path = _params_with_section(tmp_path, block)
     with pytest.raises(ParamsError) as err:
         load_params(path)
     assert str(err.value) == f"{path}: {message}"
