@@ -37,7 +37,7 @@ import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
 from nyc911lib.errors import EngineError
-from nyc911lib.io.tables import Commit, DateRange, Txn, latest_data_commit, maintenance_metadata
+from nyc911lib.io.tables import Commit, DateRange, Txn, last_data_commit, maintenance_metadata
 
 BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delta write
 # Parquet row groups of DuckDB's own size (122,880 rows) rather than delta-rs's 1,048,576: a read
@@ -439,12 +439,7 @@ class DeltaRsTables:
         if not self.exists(name):
             return None
         table = DeltaTable(self._path(name))
-        history = table.history(2)  # a data commit, or this project's maintenance naming it
-        found = latest_data_commit({"userMetadata": None, **h} for h in history)
-        if found is None:  # maintenance by another tool (a user's VACUUM): look further back
-            history = table.history()
-            found = latest_data_commit({"userMetadata": None, **h} for h in history)
-        return found or Commit(history[0]["version"], None)  # only maintenance left in the log
+        return last_data_commit(lambda limit: [{"userMetadata": None, **h} for h in table.history(limit)])
 
     def table_id(self, name: str) -> str:
         return DeltaTable(self._path(name)).metadata().id

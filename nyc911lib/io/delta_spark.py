@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib.io.tables import Commit, DateRange, Txn, latest_data_commit
+from nyc911lib.io.tables import Commit, DateRange, Txn, last_data_commit
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TXN_CONFS = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
@@ -130,13 +130,8 @@ class DeltaSparkTables:
     def last_commit(self, name: str) -> Commit | None:
         if not self.exists(name):
             return None
-        columns = ("version", "operation", "userMetadata")
-        rows = self._handle(name).history(2).select(*columns).collect()
-        found = latest_data_commit(rows)  # a data commit, or this project's maintenance naming it
-        if found is None:  # maintenance by another tool (a user's VACUUM): look further back
-            rows = self._handle(name).history().select(*columns).collect()
-            found = latest_data_commit(rows)
-        return found or Commit(rows[0]["version"], None)  # only maintenance left in the log
+        handle, columns = self._handle(name), ("version", "operation", "userMetadata")
+        return last_data_commit(lambda limit: handle.history(limit).select(*columns).collect())
 
     def table_id(self, name: str) -> str:
         return self._handle(name).detail().first()["id"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,6 +87,18 @@ def latest_data_commit(history: Any) -> Commit | None:
             rest = {k: v for k, v in metadata.items() if k != DATA_VERSION}
             return Commit(metadata[DATA_VERSION], rest or None, head)
     return None
+
+
+def last_data_commit(history: Callable[[int | None], Sequence[Any]]) -> Commit:
+    """A table's latest data commit from its `history(limit)` (newest first; None: all of it):
+    the last two commits almost always tell (`latest_data_commit`); after maintenance by another
+    tool, the whole log; when only maintenance is left in the log, its latest commit."""
+    entries = history(2)
+    found = latest_data_commit(entries)
+    if found is None:
+        entries = history(None)
+        found = latest_data_commit(entries)
+    return found or Commit(int(entries[0]["version"]), None)
 
 
 class Tables(Protocol):
