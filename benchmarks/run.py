@@ -703,12 +703,9 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
             cases.append(Case(f"f{scale}", "f", f"floor, {scale:,}x", data.path, n, n, **at))
         title = f"full refresh, {scale:,}x"
         for eng in engines:  # Spark once: at 100x it takes minutes, at 1,000x far longer
-            key, repeat = (f"e{scale}", at["repeat"]) if eng == "duckdb" else (f"e{scale}-{eng}", 1)
-            cases.append(
-                Case(
-                    key, "e", title, data.path, n, n, engine=eng, runner="inline", **{**at, "repeat": repeat}
-                )
-            )
+            key = f"e{scale}" if eng == "duckdb" else f"e{scale}-{eng}"
+            runs = {**at, "repeat": repeat if eng == "duckdb" else 1}
+            cases.append(Case(key, "e", title, data.path, n, n, engine=eng, runner="inline", **runs))
     return cases
 
 
