@@ -2,6 +2,9 @@
 
 - `plus_one_week`: the export plus one more week: the rows of its last week again, dated 7 days
   later (the weekly publication an incremental run receives).
+- `weekly_publication`: what `nyc911 fetch --api --since` lands each week for the export
+  replicated `scale` times: its last four weeks restated (every third row's incident count + 1)
+  and one new week (the last week's rows dated 7 days later).
 - `scaled`: the export replicated `scale` times. Copy (t, j) shifts every week back by
   t x (the export's span in weeks), so dates stay Mondays and copies never overlap in time (at most
   10 time copies, back to the 1890s), and suffixes every incident type with ` #j` (j > 0), so every
@@ -130,3 +133,31 @@ def scaled(source: Path, scale: int, cache_dir: Path) -> Generated:
                 type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
                 out.write("".join(f"{date_of[d]},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows))
     return _finish(part, target, len(rows) * scale)
+
+
+def weekly_publication(source: Path, scale: int, cache_dir: Path, weeks: int = 5) -> Generated:
+    """The weekly publication of `scaled(source, scale)`: its last `weeks - 1` weeks restated
+    (every third row's incident count + 1, the rest as published) and one new week (the last
+    week's rows dated 7 days later), in the same format."""
+    target = cache_dir / f"{source.stem}_x{scale}_last{weeks}w_v{GENERATOR_VERSION}_{_sha8(source)}.csv"
+    if hit := _cached(target):
+        return hit
+    header, rows = _read_export(source)
+    _, type_copies = split_scale(scale)
+    restated_weeks = sorted({_week(r[0]) for r in rows})[-(weeks - 1) :]
+    last = restated_weeks[-1]
+    new_date = (last + dt.timedelta(days=7)).strftime(DATE_FORMAT)
+    types = {r[2] for r in rows}
+    out_rows: list[str] = []
+    for j in range(type_copies):
+        type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
+        for i, (d, a, ty, rest) in enumerate(r for r in rows if _week(r[0]) in restated_weeks):
+            count, _, tail = rest.partition(",")
+            if i % 3 == 0 and count.isdigit():
+                count = str(int(count) + 1)
+            out_rows.append(f"{d},{a},{type_of[ty]},{count},{tail}")
+        out_rows += [f"{new_date},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows if _week(d) == last]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.part")
+    part.write_text(header + "".join(out_rows), encoding="utf-8", newline="")
+    return _finish(part, target, len(out_rows))

@@ -11,10 +11,17 @@ import pyspark.sql.functions as F
 import pytest
 from anomaly_reference import assert_same_scores, baseline_dates
 from anomaly_reference import scores as reference_scores
-from conftest import dtypes_of
+from conftest import assert_same_rows, dtypes_of
 
 from nyc911lib import engine
-from nyc911lib.transforms.anomalies import ANOMALY_COLUMNS, MAD_TO_SIGMA, robust_z, weekly_anomalies
+from nyc911lib.transforms.anomalies import (
+    ANOMALY_COLUMNS,
+    MAD_TO_SIGMA,
+    baseline_reach,
+    robust_z,
+    weekly_anomalies,
+)
+from nyc911lib.transforms.week_spans import spans_of, within_spans
 
 FIRST_WEEK = dt.date(2019, 1, 7)
 WEEKS = 260  # 2019-01-07 .. 2023-12-25
@@ -285,3 +292,38 @@ def test_robust_z_side_by_side(spark):
     got = df.select("expected", z.alias("z")).collect()
     for r in got:
         assert (r.z is None and r.expected is None) or r.z == pytest.approx(r.expected, rel=1e-12)
+
+
+def _covers(spans, day: dt.date) -> bool:
+    return any(low <= day <= high for low, high in spans)
+
+
+@pytest.mark.parametrize(("prior_years", "window_weeks"), [(3, 1), (2, 0), (1, 2)])
+def test_the_baseline_reach_holds_every_week_a_changed_week_is_in_the_baseline_of(prior_years, window_weeks):
+    """For every Monday of 2015..2026 (leap years included): a week is recomputed when it or a
+    week of its baseline changed, and recomputing it reads its whole baseline."""
+    reach = baseline_reach({"prior_years": prior_years, "window_weeks": window_weeks})
+    mondays = [dt.date(2015, 1, 5) + dt.timedelta(weeks=i) for i in range(626)]
+    reads = {x: {x, *baseline_dates(x, prior_years, window_weeks)} for x in mondays}
+    for changed in mondays[::13]:
+        outputs = reach.outputs(spans_of([changed]))
+        affected = [x for x in mondays if changed in reads[x]]
+        assert affected and all(_covers(outputs, x) for x in affected)
+    for x in mondays[::7]:
+        inputs = reach.inputs(spans_of([x]))
+        assert all(_covers(inputs, b) for b in reads[x])
+
+
+def test_anomalies_of_some_weeks_from_the_weeks_they_read_equal_the_whole_computation(weekly):
+    """What an incremental gold build does: the weeks a change reaches, computed from the input
+    weeks the reach names, give exactly the rows of the whole computation for those weeks."""
+    settings = {"threshold": 0.0, "min_baseline_weeks": 1}
+    changed = spans_of([FIRST_WEEK + dt.timedelta(weeks=w) for w in (60, 61, 150, WEEKS - 1)])
+    outputs = baseline_reach(settings).outputs(changed)
+    inputs = baseline_reach(settings).inputs(outputs)
+    part = weekly.transform(within_spans(inputs)).transform(weekly_anomalies(**settings))
+    whole = weekly.transform(weekly_anomalies(**settings))
+    got = engine.to_pandas(part.transform(within_spans(outputs)))
+    want = engine.to_pandas(whole.transform(within_spans(outputs)))
+    assert len(got) > 200
+    assert_same_rows(got, want, rtol=0.0)

@@ -52,12 +52,13 @@ from nyc911lib.io.storage import (
     table_version,
 )
 from nyc911lib.report.build import report_is_current
-from nyc911lib.run.gold_run import gold_is_current
+from nyc911lib.run.gold_run import SILVER_IDS, changed_weeks, gold_is_current
 from nyc911lib.run.landing import land_file
 from nyc911lib.run.layers import nothing_to_do
 from nyc911lib.run.registry import table_keys
 from nyc911lib.run.retention import maintain_warehouse
 from nyc911lib.sample import SAMPLE_DEFECTS, sample_row_count, write_sample
+from nyc911lib.transforms.week_spans import spans_of
 
 pytestmark = pytest.mark.e2e
 
@@ -411,6 +412,8 @@ def test_a_warehouse_maintained_between_publications_gives_the_same_tables(spark
     assert delta_log(wh, "gold", "kpi_weekly").version() > versions["gold.kpi_weekly"]  # commits were added
     assert nothing_to_do(wh)
     run_once(spark, wh, folder / "second.csv", run_id="run-2")
+    # Keeping no version expired the batch list gold was built with: gold was rebuilt whole.
+    assert last_commit_metadata(spark, wh, "gold", "kpi_summary")["build"] == "whole"
     assert maintain_warehouse(wh, now=started + dt.timedelta(days=13)) == []  # 6 days after the last
     done = maintain_warehouse(wh, now=started + dt.timedelta(days=14))
     removed = {t.table: t.files_removed for t in done}
@@ -428,6 +431,29 @@ def test_a_warehouse_maintained_between_publications_gives_the_same_tables(spark
     assert first.accounting[0]["rows_bronze"] == restated[1].accounting[0]["rows_bronze"]
     with pytest.raises(TableNotFoundError, match="No files in log segment"):  # version 0 is gone
         read_arrow(storage.table_name(wh, "gold", "kpi_weekly"), version=0)
+
+
+def test_gold_finds_the_weeks_a_new_publication_changed_in_silver(spark, restated, tmp_path):
+    """After silver applied a publication revising one week, the weeks gold recomputes are that
+    week's (the weeks of silver's rows carrying a batch gold was not built with); with nothing
+    new, none; and None (rebuild whole) when silver or the rules are not what gold recorded."""
+    shutil.copytree(restated[0].warehouse, tmp_path / "warehouse")
+    wh = restated[0].with_warehouse(tmp_path / "warehouse")
+    built = last_commit_metadata(spark, wh, "gold", "kpi_summary")
+    assert built["build"] == "weeks"  # the second publication's
+    assert changed_weeks(spark, wh, built) == ()
+    _revise_ems_week(restated[0].warehouse.parent / "first.csv", tmp_path / "third.csv", week="06/03/2024")
+    land_source(wh, tmp_path / "third.csv")
+    ingest_bronze(spark, wh)
+    build_silver(spark, wh, "run-3")
+    assert changed_weeks(spark, wh, built) == spans_of([dt.date(2024, 6, 3)])
+    other_silver = {**built, SILVER_IDS: {**built[SILVER_IDS], "e2e_weekly": "another-table"}}
+    assert changed_weeks(spark, wh, other_silver) is None
+    assert changed_weeks(spark, wh, {**built, "sla_rules": []}) is None
+    gold = build_gold(spark, wh)
+    assert last_commit_metadata(spark, wh, "gold", "kpi_summary")["build"] == "weeks"
+    silver = read_table(spark, wh, "silver", "e2e_weekly")
+    assert gold["total_incidents"] == silver.agg(F.sum("incidents")).first()[0]
 
 
 def test_full_refresh_equals_the_incremental_result(spark, restated, tmp_path):

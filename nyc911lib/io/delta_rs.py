@@ -37,7 +37,14 @@ import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
 from nyc911lib.errors import EngineError
-from nyc911lib.io.tables import Commit, DateRange, Txn, last_data_commit, maintenance_metadata
+from nyc911lib.io.tables import (
+    Commit,
+    Replace,
+    Txn,
+    last_data_commit,
+    maintenance_metadata,
+    replace_predicate,
+)
 
 BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delta write
 # Parquet row groups of DuckDB's own size (122,880 rows) rather than delta-rs's 1,048,576: a read
@@ -122,16 +129,6 @@ def _view_type(arrow_type: pa.DataType) -> pa.DataType:
 def _quote(column: str) -> str:
     """An identifier in delta-rs's (DataFusion) SQL."""
     return '"' + column.replace('"', '""') + '"'
-
-
-def replace_predicate(replace: DateRange) -> str:
-    """A date range as a delta-rs (DataFusion SQL) predicate: a ranged overwrite's `predicate`."""
-    parts = []
-    if replace.low is not None:
-        parts.append(f"{_quote(replace.column)} >= DATE '{replace.low.isoformat()}'")
-    if replace.high is not None:
-        parts.append(f"{_quote(replace.column)} <= DATE '{replace.high.isoformat()}'")
-    return " AND ".join(parts) or "true"
 
 
 def metadata_text(metadata: dict | None) -> str | None:
@@ -341,7 +338,7 @@ class DeltaRsTables:
         mode: str,
         txn: Txn | None = None,
         metadata: dict | None = None,
-        replace: DateRange | None = None,
+        replace: Replace | None = None,
         properties: dict[str, str] | None = None,
     ) -> bool:
         if mode not in ("overwrite", "append"):
@@ -355,7 +352,7 @@ class DeltaRsTables:
         if existing is None:
             options["configuration"] = properties or None
         elif replace is not None:
-            options["predicate"] = replace_predicate(replace)
+            options["predicate"] = replace_predicate(replace, _quote)
         else:
             options["schema_mode"] = "merge" if mode == "append" else "overwrite"
         # The reader is closed however the write ends: a DuckDB result left open (a write that

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from nyc911lib.io.tables import Commit, DateRange, Txn, last_data_commit
+from nyc911lib.io.tables import Commit, Replace, Txn, last_data_commit, replace_predicate
 
 _USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 _TXN_CONFS = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion")
@@ -24,14 +24,9 @@ def _is_catalog_name(name: str) -> bool:
     return not name.startswith("/") and "://" not in name and name.count(".") == 2
 
 
-def replace_predicate(replace: DateRange) -> str:
-    """A date range as a Spark SQL predicate (Delta's replaceWhere)."""
-    parts = []
-    if replace.low is not None:
-        parts.append(f"`{replace.column}` >= DATE'{replace.low.isoformat()}'")
-    if replace.high is not None:
-        parts.append(f"`{replace.column}` <= DATE'{replace.high.isoformat()}'")
-    return " AND ".join(parts) or "true"
+def _quote(column: str) -> str:
+    """An identifier in Spark SQL."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 @contextlib.contextmanager
@@ -77,12 +72,12 @@ class DeltaSparkTables:
         mode: str,
         txn: Txn | None = None,
         metadata: dict | None = None,
-        replace: DateRange | None = None,
+        replace: Replace | None = None,
         properties: dict[str, str] | None = None,
     ) -> None:
         writer = df.write.format("delta").mode(mode)
         if replace is not None:
-            writer = writer.option("replaceWhere", replace_predicate(replace))
+            writer = writer.option("replaceWhere", replace_predicate(replace, _quote))
         elif mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         else:

@@ -21,7 +21,7 @@ from nyc911lib import engine
 from nyc911lib.config import Params
 from nyc911lib.errors import ConcurrentRunError, ParamsError, SourceError
 from nyc911lib.io.exports import export_header
-from nyc911lib.io.tables import Commit, DateRange, Tables, Txn
+from nyc911lib.io.tables import Commit, Replace, Tables, Txn
 
 if TYPE_CHECKING:  # the engine's classes (SQLFrame's or PySpark's): names for the annotations only
     from pyspark.sql import DataFrame, SparkSession
@@ -119,7 +119,7 @@ def write_table(
     *,
     txn: Txn | None = None,
     metadata: dict | None = None,
-    replace: DateRange | None = None,
+    replace: Replace | None = None,
     properties: dict[str, str] | None = None,
 ) -> str:
     """Write a layer table as Delta: `overwrite` replaces data and schema, `append` merges schema
@@ -128,7 +128,7 @@ def write_table(
     `txn` makes the write idempotent: it is skipped when the table already committed that
     application id at that version or later (a batch replayed after a crash). `metadata` is
     stored as the commit's userMetadata (JSON), with the engine and runner of this process;
-    `replace` overwrites only the rows in that date range.
+    `replace` overwrites only the rows in that date range (or in any of those ranges).
     """
     name = table_name(params, layer, key)
     tables(engine.session()).write(

@@ -33,6 +33,26 @@ class DateRange:
     high: dt.date | None = None
 
 
+Replace = DateRange | tuple[DateRange, ...]  # a ranged overwrite: the rows in any of the ranges
+
+
+def replace_predicate(replace: Replace, quote: Callable[[str], str]) -> str:
+    """The SQL predicate of a ranged overwrite (`quote` quotes an identifier in the backend's SQL):
+    the rows in any of the ranges; `false` for no range."""
+    ranges = replace if isinstance(replace, tuple) else (replace,)
+    ors = []
+    for one in ranges:
+        parts = []
+        if one.low is not None:
+            parts.append(f"{quote(one.column)} >= DATE '{one.low.isoformat()}'")
+        if one.high is not None:
+            parts.append(f"{quote(one.column)} <= DATE '{one.high.isoformat()}'")
+        ors.append(" AND ".join(parts) or "true")
+    if not ors:
+        return "false"
+    return ors[0] if len(ors) == 1 else " OR ".join(f"({o})" for o in ors)
+
+
 @dataclass(frozen=True)
 class Commit:
     """A table's latest data commit: its version and its userMetadata parsed as a JSON object
@@ -119,7 +139,7 @@ class Tables(Protocol):
         mode: str,
         txn: Txn | None = None,
         metadata: dict | None = None,
-        replace: DateRange | None = None,
+        replace: Replace | None = None,
         properties: dict[str, str] | None = None,
     ) -> Any:
         """One atomic commit of `df` (none for rows appended to a table that are no rows).

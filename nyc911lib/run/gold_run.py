@@ -3,6 +3,13 @@
 kpi_weekly is written first (in full, or a week range of it); every other gold entry is built
 from it and the silver tables and written from a few threads at once; kpi_summary, the registry's
 last gold entry, is written last, and its commit records what gold was built from.
+
+When gold was last built whole from the same silver tables and rules, only the weeks that the
+new publications reach are recomputed: the weeks of the silver rows they added or revised, and,
+for a table whose weeks read other weeks (anomalies: the same weeks of the prior years), every
+week that reads one of those (its registry entry's `reach`). Those weeks are replaced in one
+commit per table (a ranged overwrite); the tables without weekly rows (summaries, headlines,
+streaks, restatements) are rebuilt whole from kpi_weekly and silver, as in a full build.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import datetime as dt
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
 
 from nyc911lib import engine
@@ -22,10 +30,13 @@ from nyc911lib.run.faults import fault_point
 from nyc911lib.run.registry import RunContext, entry, layer_entries, table_keys
 from nyc911lib.run.silver_run import size_shuffles_to_bronze
 from nyc911lib.transforms.sla import sla_rules_table
+from nyc911lib.transforms.week_spans import Span, spans_of, within_spans
 
 log_ = logging.getLogger("nyc911")
 GOLD_WRITERS = 4  # gold tables written at once (see build_gold)
 ZORDER_COLUMNS = ("agency", "week_start_date")
+WEEK = "week_start_date"  # the week column of every gold input and table with a `reach`
+SILVER_IDS = "silver_ids"  # gold commit metadata: the Delta table ids of the silver tables read
 
 
 def gold_inputs() -> tuple[tuple[str, str], ...]:
@@ -63,6 +74,54 @@ def gold_is_current(spark: SparkSession | None, params: Params) -> bool:
 def _records(metadata: dict | None, state: dict) -> bool:
     """Whether a commit's metadata records `state` (it also names the engine and runner)."""
     return metadata is not None and all(metadata.get(k) == v for k, v in state.items())
+
+
+def _silver_ids(spark: SparkSession, params: Params) -> dict[str, str]:
+    """The Delta table ids of the silver tables an incremental gold build reads its changes from
+    (an id tells a table rebuilt from scratch apart from the one gold was built from)."""
+    backend = storage.tables(spark)
+    return {
+        key: backend.table_id(storage.table_name(params, "silver", key))
+        for key in ("e2e_weekly", "batch_accounting")
+    }
+
+
+def changed_weeks(spark: SparkSession, params: Params, building: dict) -> tuple[Span, ...] | None:
+    """The weeks (as spans) of the silver rows that the batches applied since gold was last built
+    whole added or revised (`building`: the metadata of the build about to start), or None when
+    gold must be rebuilt whole: no complete build to start from, other SLA rules, other silver
+    tables (rebuilt), or the batch list gold was built with no longer readable (that version
+    expired from the log).
+
+    A batch's new and revised rows are silver's rows that carry its `_batch_id` (an unchanged row
+    keeps its earlier publication's); the batches are those silver.batch_accounting lists now and
+    did not list at the version gold recorded. Silver never deletes a row, so nothing else changed.
+    """
+    built = storage.last_commit_metadata(spark, params, "gold", gold_state_table())
+    if built is None or built.get("scope") != "all" or built.get("sla_rules") != building["sla_rules"]:
+        return None
+    if not all(storage.table_exists(spark, params, "gold", t) for t in table_keys("gold")):
+        return None
+    accounted = built.get("silver.batch_accounting")
+    if not isinstance(accounted, int) or built.get(SILVER_IDS) != building[SILVER_IDS]:
+        return None
+    try:
+        before = storage.read_table(spark, params, "silver", "batch_accounting", accounted)
+        known = {r[0] for r in before.select("batch_id").distinct().collect()}
+    except Exception as exc:  # any failure to read the old version: rebuild whole
+        log_.info("gold: rebuilt whole, the batches it was built with are unreadable (%s)", exc)
+        return None
+    accounting = storage.read_table(spark, params, "silver", "batch_accounting")
+    new = sorted({r[0] for r in accounting.select("batch_id").distinct().collect()} - known)
+    if not new:
+        return ()
+    silver = storage.read_table(spark, params, "silver", "e2e_weekly")
+    touched = silver.where(F.col("_batch_id").isin(new)).select(WEEK).distinct()
+    return spans_of(r[0] for r in touched.collect())
+
+
+def _ranges(spans: tuple[Span, ...]) -> tuple[DateRange, ...]:
+    return tuple(DateRange(WEEK, low, high) for low, high in spans)
 
 
 def zorder_gold(spark: SparkSession, params: Params, bronze_bytes: int, metadata: dict) -> list[str]:
@@ -112,6 +171,11 @@ def build_gold(
         log_.info("gold: already computed from the current silver; nothing rewritten")
         return storage.read_table(spark, params, "gold", last).first().asDict()
     state = {**gold_state(spark, params), "scope": "range" if ranged else "all"}
+    metadata = {**state, SILVER_IDS: _silver_ids(spark, params)}
+    changed = None if ranged or force else changed_weeks(spark, params, metadata)
+    metadata["build"] = "whole" if changed is None else "weeks"
+    if changed is not None:
+        log_.info("gold: recomputing the weeks new publications reach: %s", changed)
     bronze_bytes = size_shuffles_to_bronze(spark, params)
     frames: dict[str, DataFrame] = {
         lay_key[1]: storage.read_table(spark, params, *lay_key) for lay_key in gold_inputs()
@@ -120,30 +184,60 @@ def build_gold(
     now = dt.datetime.now(dt.timezone.utc)
     scoped = RunContext(params, spark, run_id, now, date_from, date_to) if ranged else None
     run = RunContext(params, spark, run_id, now)
-    weekly = executor.build("kpi_weekly", frames, scoped or run)
-    scope = DateRange("week_start_date", date_from, date_to) if ranged else None
-    executor.write(spark, params, "kpi_weekly", weekly, metadata=state, scope=scope)
+
+    def weeks_of(key: str) -> tuple[Span, ...] | None:
+        """The weeks of `key` this build recomputes (None: all of them)."""
+        reach = entry(key).reach
+        return None if changed is None or reach is None else reach(params).outputs(changed)
+
+    weeks = weeks_of("kpi_weekly")
+    if weeks is None:
+        weekly = executor.build("kpi_weekly", frames, scoped or run)
+        scope = DateRange(WEEK, date_from, date_to) if ranged else None
+        executor.write(spark, params, "kpi_weekly", weekly, metadata=metadata, scope=scope)
+    elif weeks:
+        weekly = _build_weeks("kpi_weekly", frames, run, weeks)
+        executor.write(spark, params, "kpi_weekly", weekly, metadata=metadata, scope=_ranges(weeks))
     fault_point("gold.after_kpi_weekly")
     frames["kpi_weekly"] = storage.read_table(spark, params, "gold", "kpi_weekly")
     # The other entries read kpi_weekly as written and each other's frames (lazy): they are
     # independent small jobs whose time is mostly Delta commit and job overhead, not CPU, so on
     # Spark they are written from a few threads at once (each still its own atomic commit with
     # the same state). SQLFrame's session is not thread-safe, and each DuckDB write takes
-    # milliseconds: one after the other there.
+    # milliseconds: one after the other there. An entry recomputed for some weeks only is kept
+    # out of `frames` (no later entry may read it as if it were whole).
     derived = [e for e in layer_entries("gold") if e.key not in ("kpi_weekly", last)]
+    writes: list[tuple[str, DataFrame, tuple[DateRange, ...] | None]] = []
     for e in derived:  # views too (built once, read by the tables after them)
-        frames[e.key] = executor.build(e.key, frames, run)
+        weeks = weeks_of(e.key)
+        if weeks is None:
+            frames[e.key] = executor.build(e.key, frames, run)
+            writes.append((e.key, frames[e.key], None))
+        elif weeks:
+            writes.append((e.key, _build_weeks(e.key, frames, run, weeks), _ranges(weeks)))
     fault_point("gold.parallel_writes")
     writers = GOLD_WRITERS if engine.name() == "spark" else 1
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="gold") as pool:
-        writes = [
-            pool.submit(executor.write, spark, params, e.key, frames[e.key], metadata=state)
-            for e in derived
-            if e.stored
+        futures = [
+            pool.submit(executor.write, spark, params, key, frame, metadata=metadata, scope=scope)
+            for key, frame, scope in writes
+            if entry(key).stored
         ]
-        for write in writes:
-            write.result()
-    for table in zorder_gold(spark, params, bronze_bytes, state):
-        log_.info("gold: %s Z-ordered by %s", table, ", ".join(ZORDER_COLUMNS))
-    executor.write(spark, params, last, executor.build(last, frames, run), metadata=state)  # gold is complete
+        for future in futures:
+            future.result()
+    if changed is None:  # weeks replaced in place add small files; the next whole build re-clusters
+        for table in zorder_gold(spark, params, bronze_bytes, metadata):
+            log_.info("gold: %s Z-ordered by %s", table, ", ".join(ZORDER_COLUMNS))
+    summary = executor.build(last, frames, run)
+    executor.write(spark, params, last, summary, metadata=metadata)  # gold is complete
     return storage.read_table(spark, params, "gold", last).first().asDict()
+
+
+def _build_weeks(
+    key: str, frames: dict[str, DataFrame], run: RunContext, weeks: tuple[Span, ...]
+) -> DataFrame:
+    """Entry `key` (one with a `reach`) for `weeks` only, from the weeks of its inputs they read."""
+    e = entry(key)
+    needed = e.reach(run.params).inputs(weeks)
+    inputs = {name: frames[name].transform(within_spans(needed, WEEK)) for name in e.inputs}
+    return executor.build(key, inputs, run).transform(within_spans(weeks, WEEK))

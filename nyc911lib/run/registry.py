@@ -31,7 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from nyc911lib.config import Params
 from nyc911lib.errors import ParamsError
 from nyc911lib.schema import BRONZE_SOURCE_NAMES, NATURAL_KEY
-from nyc911lib.transforms.anomalies import weekly_anomalies
+from nyc911lib.transforms.anomalies import baseline_reach, weekly_anomalies
 from nyc911lib.transforms.data_quality import data_quality_batches, data_quality_rules
 from nyc911lib.transforms.gold import (
     kpi_monthly_agency,
@@ -57,6 +57,7 @@ from nyc911lib.transforms.silver import (
 )
 from nyc911lib.transforms.sla import SLA_RULES_SCHEMA, sla_alerts, sla_breach_weekly, sla_rules_table
 from nyc911lib.transforms.trends import kpi_agency_weekly, kpi_headline, kpi_monthly_priority
+from nyc911lib.transforms.week_spans import WeekReach
 
 # The inputs that are not tables, provided by the runner at its edge:
 LANDED = "landed"  # the bronze rows of the publications this run ingests (read by the engine's reader)
@@ -106,6 +107,9 @@ class Entry:
     merge_values: tuple[str, ...] = ()  # MERGE: a matched row is updated only when one of these differs
     enforces_quality: bool = False  # the quality rules' actions apply to this entry's rows
     table_properties: Mapping[str, str] = field(default_factory=dict)  # Delta properties, on every runner
+    # Gold tables of weekly rows: which input weeks an output week reads (see `week_spans`), so an
+    # incremental gold build recomputes only the weeks silver's changes reach. None: rebuilt whole.
+    reach: Callable[[Params], WeekReach] | None = None
 
 
 def _stamped(frame: DataFrame, run: RunContext) -> DataFrame:
@@ -207,8 +211,16 @@ def _of(transform: Callable[[DataFrame], DataFrame], key: str = "kpi_weekly") ->
     return lambda inputs, run: transform(inputs[key])
 
 
-def _gold(key: str, inputs: tuple[str, ...], build: Build, comment: str, write: str = OVERWRITE) -> Entry:
-    return Entry(key, "gold", inputs, build, write, comment)
+def _gold(
+    key: str,
+    inputs: tuple[str, ...],
+    build: Build,
+    comment: str,
+    *,
+    write: str = OVERWRITE,
+    reach: Callable[[Params], WeekReach] | None = None,
+) -> Entry:
+    return Entry(key, "gold", inputs, build, write, comment, reach=reach)
 
 
 # In dependency order: every input of an entry is an earlier entry or a runner-provided input.
@@ -315,6 +327,7 @@ REGISTRY: tuple[Entry, ...] = (
         _kpi_weekly,
         "Weekly KPIs per agency and incident type, with SLA breach flags.",
         write=RANGED_OVERWRITE,
+        reach=lambda params: WeekReach(),
     ),
     _gold(
         "kpi_monthly_agency",
@@ -388,6 +401,8 @@ REGISTRY: tuple[Entry, ...] = (
         ("kpi_weekly",),
         lambda inputs, run: inputs["kpi_weekly"].transform(weekly_anomalies(**run.params.anomalies)),
         "Weeks far from the same weeks of earlier years (robust z-score).",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: baseline_reach(params.anomalies),
     ),
     _gold(
         "data_quality_batches",

@@ -41,12 +41,16 @@ then a grouped median spilled 50 GB and did not finish. Results are bit-for-bit 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame
 
+from nyc911lib.transforms.week_spans import WeekReach
+
 ANOMALY_METRICS = ("incidents", "avg_call_to_first_pickup_s", "avg_dispatch_s", "avg_travel_s")
+PRIOR_YEARS, WINDOW_WEEKS = 3, 1  # the default baseline: 3 x (2 x 1 + 1) = 9 weeks
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): the MAD of a normal sample times this estimates its sigma
 _KEYS = ("agency", "incident_type", "metric")
 ANOMALY_COLUMNS = (
@@ -102,6 +106,15 @@ def _baseline_weeks(prior_years: int, window_weeks: int) -> Column:
     return F.array(*dates)
 
 
+def baseline_reach(settings: Mapping[str, Any]) -> WeekReach:
+    """The weeks a week's anomaly score reads, for the anomaly `settings` (params `anomalies`): the
+    week and its baseline weeks, the Monday nearest the same date k = 1..prior_years calendar years
+    earlier (3 days away at most) +- window_weeks; the margin also covers 29 February."""
+    prior_years = int(settings.get("prior_years", PRIOR_YEARS))
+    window_weeks = int(settings.get("window_weeks", WINDOW_WEEKS))
+    return WeekReach(years=tuple(range(prior_years + 1)), margin_days=7 * (window_weeks + 1))
+
+
 _AFTER_ALL = 1e300  # pads a baseline's sorted arrays after its values (counts and seconds, far below)
 
 
@@ -119,8 +132,8 @@ def weekly_anomalies(
     threshold: float = 3.5,
     min_baseline_weeks: int = 6,
     min_incidents: int = 20,
-    prior_years: int = 3,
-    window_weeks: int = 1,
+    prior_years: int = PRIOR_YEARS,
+    window_weeks: int = WINDOW_WEEKS,
     relative_floor: float = 0.1,
     time_floor_s: float = 1.0,
 ) -> Callable[[DataFrame], DataFrame]:
@@ -163,8 +176,9 @@ def weekly_anomalies(
         deviations = F.sort_array(
             F.array(
                 *[
-                    F.when(F.lit(i) <= n, F.abs(F.element_at("_sorted", i) - F.col("baseline_median")))
-                    .otherwise(pad)
+                    F.when(
+                        F.lit(i) <= n, F.abs(F.element_at("_sorted", i) - F.col("baseline_median"))
+                    ).otherwise(pad)
                     for i in range(1, slots + 1)
                 ]
             )

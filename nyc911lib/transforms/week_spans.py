@@ -1,0 +1,86 @@
+"""Sets of weeks as sorted, disjoint date spans: what an incremental gold build recomputes.
+
+A gold table whose rows are weeks declares its `WeekReach`: which input weeks one of its output
+weeks reads (the week itself; for anomalies also the same weeks 1..3 calendar years earlier, give or
+take the baseline window). From the weeks silver changed, the reach gives the output weeks to
+recompute (every week whose inputs include a changed one) and the input weeks that recomputing them
+reads. Spans may cover more than the exact weeks (a margin of days): recomputing a week that did
+not change gives the same rows, so a span errs on the wide side, never the narrow one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
+
+Span = tuple[dt.date, dt.date]  # [first, last] day, both included
+DAY, WEEK = dt.timedelta(days=1), dt.timedelta(days=7)
+
+
+def merged(spans: Iterable[Span], join: dt.timedelta = DAY) -> tuple[Span, ...]:
+    """The fewest sorted spans covering `spans` and no other day: overlapping and adjacent spans
+    join (and spans whose starts lie at most `join` after the end of the one before)."""
+    out: list[Span] = []
+    for low, high in sorted(spans):
+        if out and low - out[-1][1] <= join:
+            out[-1] = (out[-1][0], max(out[-1][1], high))
+        else:
+            out.append((low, high))
+    return tuple(out)
+
+
+def spans_of(weeks: Iterable[dt.date]) -> tuple[Span, ...]:
+    """Week start dates -> spans covering them (consecutive weeks, 7 days apart, make one span)."""
+    return merged(((w, w) for w in weeks), join=WEEK)
+
+
+def plus_years(day: dt.date, years: int) -> dt.date:
+    """The same date `years` calendar years later (earlier when negative); 29 February -> 28th."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+@dataclass(frozen=True)
+class WeekReach:
+    """Which input weeks an output week W reads: W shifted by each of `years` calendar years,
+    widened by `margin_days` on both sides (`WeekReach()`: W alone)."""
+
+    years: tuple[int, ...] = (0,)
+    margin_days: int = 0
+
+    def _shifted(self, spans: Iterable[Span], sign: int) -> tuple[Span, ...]:
+        margin = dt.timedelta(days=self.margin_days)
+        return merged(
+            (plus_years(low, sign * k) - margin, plus_years(high, sign * k) + margin)
+            for low, high in spans
+            for k in self.years
+        )
+
+    def outputs(self, changed: Iterable[Span]) -> tuple[Span, ...]:
+        """The output weeks whose inputs include a week of `changed`."""
+        return self._shifted(changed, +1)
+
+    def inputs(self, outputs: Iterable[Span]) -> tuple[Span, ...]:
+        """The input weeks that the output weeks `outputs` read."""
+        return self._shifted(outputs, -1)
+
+
+def within_spans(spans: Iterable[Span], column: str = "week_start_date") -> Callable[[DataFrame], DataFrame]:
+    """Keep the rows whose `column` (a date) lies in one of `spans` (none: no row)."""
+
+    # >= and <= rather than `between`: SQLFrame writes a `between` of date literals with aliases
+    # DuckDB cannot parse.
+    each = [(F.col(column) >= F.lit(low)) & (F.col(column) <= F.lit(high)) for low, high in spans]
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.where(functools.reduce(operator.or_, each) if each else F.lit(False))
+
+    return transform

@@ -1,0 +1,82 @@
+"""Week spans: the weeks an incremental gold build recomputes (`nyc911lib.transforms.week_spans`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nyc911lib.transforms.week_spans import WeekReach, merged, plus_years, spans_of, within_spans
+
+D = dt.date
+
+
+@pytest.mark.parametrize(
+    ("weeks", "spans"),
+    [
+        ([], ()),
+        ([D(2025, 1, 6)], ((D(2025, 1, 6), D(2025, 1, 6)),)),
+        ([D(2025, 1, 20), D(2025, 1, 6), D(2025, 1, 13), D(2025, 1, 13)], ((D(2025, 1, 6), D(2025, 1, 20)),)),
+        (
+            [D(2025, 1, 6), D(2025, 1, 20), D(2025, 3, 3)],
+            (
+                (D(2025, 1, 6), D(2025, 1, 6)),
+                (D(2025, 1, 20), D(2025, 1, 20)),
+                (D(2025, 3, 3), D(2025, 3, 3)),
+            ),
+        ),
+    ],
+    ids=["none", "one", "consecutive-unsorted-repeated", "apart"],
+)
+def test_weeks_become_spans_joined_only_when_consecutive(weeks, spans):
+    assert spans_of(weeks) == spans
+
+
+def test_overlapping_and_adjacent_spans_merge_and_others_stay_apart():
+    spans = [
+        (D(2025, 1, 1), D(2025, 1, 10)),
+        (D(2025, 1, 11), D(2025, 1, 20)),
+        (D(2025, 1, 5), D(2025, 1, 8)),
+    ]
+    assert merged(spans) == ((D(2025, 1, 1), D(2025, 1, 20)),)
+    assert merged([(D(2025, 1, 1), D(2025, 1, 10)), (D(2025, 1, 17), D(2025, 1, 17))]) == (
+        (D(2025, 1, 1), D(2025, 1, 10)),
+        (D(2025, 1, 17), D(2025, 1, 17)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "years", "expected"),
+    [
+        (D(2025, 3, 3), 1, D(2026, 3, 3)),
+        (D(2025, 3, 3), -3, D(2022, 3, 3)),
+        (D(2024, 2, 29), 1, D(2025, 2, 28)),
+        (D(2024, 2, 29), -4, D(2020, 2, 29)),
+    ],
+)
+def test_plus_years_is_the_calendar_date(day, years, expected):
+    assert plus_years(day, years) == expected
+
+
+def test_a_reach_of_the_week_itself_recomputes_and_reads_the_changed_weeks_only():
+    changed = spans_of([D(2025, 1, 6), D(2025, 1, 13), D(2025, 6, 2)])
+    assert WeekReach().outputs(changed) == changed
+    assert WeekReach().inputs(changed) == changed
+
+
+def test_a_reach_of_prior_years_recomputes_the_later_weeks_and_reads_the_earlier_ones():
+    reach = WeekReach(years=(0, 1), margin_days=7)
+    changed = spans_of([D(2024, 1, 8)])
+    assert reach.outputs(changed) == ((D(2024, 1, 1), D(2024, 1, 15)), (D(2025, 1, 1), D(2025, 1, 15)))
+    assert reach.inputs(spans_of([D(2025, 1, 6)])) == (
+        (D(2023, 12, 30), D(2024, 1, 13)),
+        (D(2024, 12, 30), D(2025, 1, 13)),
+    )
+
+
+def test_within_spans_keeps_the_rows_of_the_spans(spark):
+    weeks = [D(2025, 1, 6), D(2025, 1, 13), D(2025, 1, 20), D(2025, 1, 27)]
+    frame = spark.createDataFrame([(w, i) for i, w in enumerate(weeks)], "week_start_date date, i int")
+    spans = ((D(2025, 1, 6), D(2025, 1, 6)), (D(2025, 1, 19), D(2025, 1, 27)))
+    assert sorted(r.i for r in frame.transform(within_spans(spans)).collect()) == [0, 2, 3]
+    assert frame.transform(within_spans(())).count() == 0
