@@ -135,29 +135,78 @@ def scaled(source: Path, scale: int, cache_dir: Path) -> Generated:
     return _finish(part, target, len(rows) * scale)
 
 
+def _restate(rows: list[list[str]]) -> list[list[str]]:
+    """The rows of a restated publication: every third row's incident count + 1, the rest as
+    published."""
+    out = []
+    for i, (d, a, ty, rest) in enumerate(rows):
+        count, _, tail = rest.partition(",")
+        restated = f"{int(count) + 1},{tail}" if i % 3 == 0 and count.isdigit() else rest
+        out.append([d, a, ty, restated])
+    return out
+
+
+def _weekly_parts(source: Path, scale: int, weeks: int) -> tuple[str, list[list[str]], set[str], str]:
+    """The export's header and rows, the dates of its last `weeks - 1` weeks (restated) and the
+    date of the new week (7 days after its last)."""
+    header, rows = _read_export(source)
+    restated = sorted({r[0] for r in rows}, key=_week)[-(weeks - 1) :]
+    new_date = (_week(restated[-1]) + dt.timedelta(days=7)).strftime(DATE_FORMAT)
+    return header, rows, set(restated), new_date
+
+
 def weekly_publication(source: Path, scale: int, cache_dir: Path, weeks: int = 5) -> Generated:
-    """The weekly publication of `scaled(source, scale)`: its last `weeks - 1` weeks restated
-    (every third row's incident count + 1, the rest as published) and one new week (the last
-    week's rows dated 7 days later), in the same format."""
+    """The weekly publication of `scaled(source, scale)`, as `nyc911 fetch --api --since` lands
+    it: its last `weeks - 1` weeks restated (every third row's incident count + 1) and one new
+    week (the last week's rows dated 7 days later), in the same format."""
     target = cache_dir / f"{source.stem}_x{scale}_last{weeks}w_v{GENERATOR_VERSION}_{_sha8(source)}.csv"
     if hit := _cached(target):
         return hit
-    header, rows = _read_export(source)
-    _, type_copies = split_scale(scale)
-    restated_weeks = sorted({_week(r[0]) for r in rows})[-(weeks - 1) :]
-    last = restated_weeks[-1]
-    new_date = (last + dt.timedelta(days=7)).strftime(DATE_FORMAT)
+    header, rows, restated, new_date = _weekly_parts(source, scale, weeks)
+    last = max(restated, key=_week)
     types = {r[2] for r in rows}
-    out_rows: list[str] = []
-    for j in range(type_copies):
+    lines: list[str] = []
+    for j in range(split_scale(scale)[1]):
         type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
-        for i, (d, a, ty, rest) in enumerate(r for r in rows if _week(r[0]) in restated_weeks):
-            count, _, tail = rest.partition(",")
-            if i % 3 == 0 and count.isdigit():
-                count = str(int(count) + 1)
-            out_rows.append(f"{d},{a},{type_of[ty]},{count},{tail}")
-        out_rows += [f"{new_date},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows if _week(d) == last]
+        lines += [
+            f"{d},{a},{type_of[ty]},{rest}"
+            for d, a, ty, rest in _restate([r for r in rows if r[0] in restated])
+        ]
+        lines += [f"{new_date},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows if d == last]
     cache_dir.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
-    part.write_text(header + "".join(out_rows), encoding="utf-8", newline="")
-    return _finish(part, target, len(out_rows))
+    part.write_text(header + "".join(lines), encoding="utf-8", newline="")
+    return _finish(part, target, len(lines))
+
+
+def after_weekly_publication(source: Path, scale: int, cache_dir: Path, weeks: int = 5) -> Generated:
+    """What silver holds once `weekly_publication` has landed on `scaled`, as one export: the
+    scaled export with the restated rows in place of theirs and the new week added (the data the
+    floor computes the weekly workload's gold from)."""
+    target = cache_dir / f"{source.stem}_x{scale}_after{weeks}w_v{GENERATOR_VERSION}_{_sha8(source)}.csv"
+    if hit := _cached(target):
+        return hit
+    header, rows, restated, new_date = _weekly_parts(source, scale, weeks)
+    last = max(restated, key=_week)
+    published = iter(_restate([r for r in rows if r[0] in restated]))
+    latest = [next(published) if r[0] in restated else r for r in rows]  # time copy 0 as restated
+    weeks_ = {r[0] for r in rows}
+    first, final = min(map(_week, weeks_)), max(map(_week, weeks_))
+    span = dt.timedelta(weeks=(final - first).days // 7 + 1)
+    types = {r[2] for r in rows}
+    time_copies, type_copies = split_scale(scale)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.part")
+    with part.open("w", encoding="utf-8", newline="", buffering=1 << 22) as out:
+        out.write(header)
+        for t in range(time_copies):
+            date_of = {w: (_week(w) - t * span).strftime(DATE_FORMAT) for w in weeks_}
+            for j in range(type_copies):
+                type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
+                copy = latest if t == 0 else rows
+                out.write("".join(f"{date_of[d]},{a},{type_of[ty]},{rest}" for d, a, ty, rest in copy))
+        for j in range(type_copies):
+            type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
+            out.write("".join(f"{new_date},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows if d == last))
+    new_rows = sum(1 for r in rows if r[0] == last) * type_copies
+    return _finish(part, target, len(rows) * scale + new_rows)

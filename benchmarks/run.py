@@ -12,6 +12,8 @@ process tree, notebook kernels and the Spark driver JVM included). Every pipelin
   e  full refresh (inline runner) of the export replicated 10x, 100x, 1,000x (`--scales`); with
      `--engines` including spark also on Spark (`e100-spark`, once: minutes at 100x)
   f  the floor: the same gold KPIs from the same CSV with DuckDB SQL in one process
+  w  the weekly workload at each scale of e: a five-week publication (four weeks restated, one
+     new: what `nyc911 fetch --api --since` lands) on the warehouse e left (inline runner)
 
 `--engines duckdb,spark`: a, c and d run on each engine (keys `a`, `a-spark`, ...), each engine's c
 and d on a copy of its own a's warehouse. Every pipeline run's gold (kpi_summary.json and
@@ -44,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -54,9 +56,9 @@ from benchmarks.procmem import Measurement, measure
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "nyc911_e2e_through_2025-12-22.csv"
-SCENARIOS = "abcdefp"
+SCENARIOS = "abcdefpw"
 ENGINES = ("duckdb", "spark")
-SPARK_SCENARIOS = "acd"  # the scenarios also run on the Spark engine
+SPARK_SCENARIOS = "acd"  # the scenarios also run on the Spark engine (e and w too, per scale)
 LARGE_SCALE = 1000  # scales from here on run once, without a warm-up
 GIB = 1024**3
 # First-guess durations (s) when reports/bench/bench.json has none yet for a case (same key,
@@ -74,6 +76,7 @@ GUESS_S = {
     "e_per_row": 1.5e-4,
     "e_spark_per_row": 5e-4,
     "f_per_row": 1.5e-5,
+    "w_of_e": 0.5,  # w: this share of its e (the warehouse it runs on)
 }
 CHEAP_WARMUP = 0.01  # a warm-up estimated under 1 % of the budget runs whenever it fits itself
 MIN_FIRST_RUN_S = 20.0  # a first run is not started with less budget left (unless it is cheaper)
@@ -105,6 +108,8 @@ class Case:
     engine: str | None = None  # duckdb or spark for a pipeline run; None for f and p
     runner: str | None = None  # notebooks or inline; p runs notebooks
     incremental: bool = False  # runs on (a restored copy of) the warehouse of its engine's a
+    starts_from: str | None = None  # w: the key of the case whose warehouse it runs on (a copy)
+    expected: Path | None = None  # w: the export whose floor gold must equal (silver's data after it)
     scale: int = 1
     tier: int = 0  # repetition order: 0 duckdb, 1 spark, 2 scales
     runs: list[Measurement] = field(default_factory=list)
@@ -142,7 +147,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace, cases: list[Case], started: float) -> None:
         self.args, self.cases, self.started = args, cases, started
         self.work: Path = args.work_dir
-        self.base: dict[str, Path] = {}  # engine -> the warehouse of its a (or set-up run) for c and d
+        # engine -> the warehouse of its a (or set-up run) for c and d; e's key -> its warehouse for w
+        self.base: dict[str, Path] = {}
         self.no_base: dict[str, str] = {}  # engine -> why it has none
         self.floors: dict[Path, dict] = {}  # source -> floor KPIs
         self.checks: list[dict] = []
@@ -176,6 +182,9 @@ class Bench:
             return GUESS_S["b"] + case.rows * per_row
         if case.scenario == "f" and case.scale > 1:
             return GUESS_S["f"] + case.rows * GUESS_S["f_per_row"]
+        if case.scenario == "w":
+            e = next(c for c in self.cases if c.key == case.starts_from)
+            return GUESS_S["w_of_e"] * self.estimate_s(e)
         return GUESS_S[case.key]
 
     def warmups_of(self, case: Case) -> int:
@@ -260,12 +269,13 @@ class Bench:
         run_dir = self.work / f"{case.key}-{'w' if warmup else ''}{index + 1}"
         if case.engine == "spark":
             self.warm_session()
-        if case.incremental:
-            warehouse = self._ensure_base(case)
+        if case.incremental or case.starts_from:
+            base = case.starts_from or str(case.engine)
+            warehouse = self._restore(case, base) if case.starts_from else self._ensure_base(case)
             if warehouse is None:
                 return
             shutil.rmtree(run_dir / "reports", ignore_errors=True)
-            shutil.copytree(self.work / f"base-{case.engine}" / "reports", run_dir / "reports")
+            shutil.copytree(self.work / f"base-{base}" / "reports", run_dir / "reports")
         else:
             warehouse = run_dir / "warehouse"
         timeout, why = self.remaining_s(), "budget spent"
@@ -281,8 +291,22 @@ class Bench:
             self._cross_check(case, run_dir / "reports", warehouse)
         if m.ok and case.pipeline and case.scenario == "a" and case.engine not in self.base:
             self._set_base(str(case.engine), warehouse, run_dir / "reports")
-        elif case.pipeline and not case.incremental:
-            shutil.rmtree(warehouse, ignore_errors=True)  # scale runs leave GBs behind
+        elif m.ok and case.key not in self.base and any(c.starts_from == case.key for c in self.cases):
+            self._set_base(case.key, warehouse, run_dir / "reports")  # for w
+        if case.pipeline and not case.incremental and not case.starts_from:
+            shutil.rmtree(warehouse, ignore_errors=True)  # scale runs leave GBs behind (snapshots kept)
+
+    def _restore(self, case: Case, key: str) -> Path | None:
+        """A fresh copy of the warehouse case `key` left (at its own path), or None (noted) when
+        that case did not succeed."""
+        if key not in self.base:
+            note = f"not run: {key} did not leave a warehouse to start from"
+            if note not in case.notes:
+                case.notes.append(note)
+            return None
+        shutil.rmtree(self.base[key], ignore_errors=True)
+        shutil.copytree(self.work / f"base-{key}" / "warehouse", self.base[key])
+        return self.base[key]
 
     def _record(self, case: Case, m: Measurement, run_dir: Path, *, warmup: bool, why: str) -> None:
         """Keep a measured run (a warm-up is only counted), its log when it failed, p's phases and
@@ -331,7 +355,8 @@ class Bench:
 
     def _cross_check(self, case: Case, reports: Path, warehouse: Path) -> None:
         try:
-            problems, what = check_run(reports, warehouse, self._floor_for(Path(str(case.source))), case.key)
+            floor = self._floor_for(Path(str(case.expected or case.source)))
+            problems, what = check_run(reports, warehouse, floor, case.key)
         except (OSError, ValueError, KeyError, subprocess.CalledProcessError) as exc:
             problems, what = [f"{case.key}: cross-check could not run: {exc}"], "n/a"
         self.checks.append({"case": case.key, "engine": case.engine, "compared": what, "problems": problems})
@@ -482,8 +507,9 @@ class Bench:
         pairs += [
             (c.key, c.key.removesuffix("-spark"))
             for c in self.cases
-            if c.key.endswith("-spark") and c.scenario == "e"
+            if c.key.endswith("-spark") and c.scenario in "ew"
         ]
+        pairs += [(c.key, str(c.starts_from)) for c in self.cases if c.scenario == "w"]  # weekly / full
         out = {}
         for top, bottom in pairs:
             value, bound = self.ratio(top, bottom)
@@ -706,13 +732,30 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
             key = f"e{scale}" if eng == "duckdb" else f"e{scale}-{eng}"
             runs = {**at, "repeat": repeat if eng == "duckdb" else 1}
             cases.append(Case(key, "e", title, data.path, n, n, engine=eng, runner="inline", **runs))
+        if "w" in chosen and "e" in chosen:
+            cases += _weekly_cases(args, scale, at, repeat)
+    return cases
+
+
+def _weekly_cases(args: argparse.Namespace, scale: int, at: dict, repeat: int) -> list[Case]:
+    """w at one scale, per engine: the weekly publication landed on the warehouse of e at that
+    scale; gold is checked against the floor of the data silver then holds."""
+    week = datagen.weekly_publication(args.source, scale, args.cache_dir)
+    after = datagen.after_weekly_publication(args.source, scale, args.cache_dir)
+    title = f"weekly workload, {scale:,}x: 5 weeks (4 restated, 1 new) on e's warehouse"
+    cases = []
+    for eng in args.engines:
+        suffix = "" if eng == "duckdb" else f"-{eng}"
+        runs = {**at, "repeat": repeat if eng == "duckdb" else 1, "starts_from": f"e{scale}{suffix}"}
+        case = Case(f"w{scale}{suffix}", "w", title, week.path, after.rows, week.rows, **runs)
+        cases.append(replace(case, engine=eng, runner="inline", expected=after.path))
     return cases
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="a,b,c,d,e,f,p", help="a subset of a,b,c,d,e,f,p")
+    parser.add_argument("--scenarios", default="a,b,c,d,e,f,p,w", help="a subset of a,b,c,d,e,f,p,w")
     parser.add_argument("--engines", default="duckdb,spark", help="duckdb, spark or both (spark: a, c, d)")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per case (1,000x: 1)")
     parser.add_argument("--spark-repeat", type=int, default=2, help="measured runs per Spark case")
