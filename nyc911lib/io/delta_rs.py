@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pa_fs
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
 from nyc911lib.errors import EngineError
@@ -52,6 +53,9 @@ BATCH_ROWS = 256 * 1024  # rows per Arrow batch streamed from DuckDB into a Delt
 # export (bronze: 60 text columns) million-row groups held about 4 GB outside DuckDB's memory limit.
 ROW_GROUP_ROWS = 122_880
 WRITER = WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
+# Files of about 8 MB: a table of weekly rows written in week order (`cluster_by`) is then files of
+# week ranges, and a MERGE or ranged overwrite of a few weeks rewrites one of them, not the table.
+TARGET_FILE_BYTES = 8 * 2**20
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
@@ -156,6 +160,33 @@ def _committed(table: DeltaTable, txn: Txn | None) -> bool:
 
 def _arrow_schema(table: DeltaTable) -> pa.Schema:
     return pa.schema(table.schema().to_arrow())  # arro3 -> pyarrow (Arrow C interface)
+
+
+def _declares_views(table: DeltaTable, filesystem: pa_fs.FileSystem | None) -> bool:
+    """Whether a data file of this version declares string or binary views (delta-rs writes
+    them in a MERGE or OPTIMIZE; its plain writes do not): read from the files' footers."""
+    if filesystem is None:
+        return True  # not a plain local table: assume so (the views read every kind of file)
+    logged = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    for file in logged:
+        with filesystem.open_input_file(file) as fh:
+            schema = pq.read_schema(fh)
+        if any(_is_view(f.type) for f in schema):
+            return True
+    return False
+
+
+def _is_view(arrow_type: pa.DataType) -> bool:
+    """Whether `arrow_type` is or holds a string or binary view."""
+    if pa.types.is_string_view(arrow_type) or pa.types.is_binary_view(arrow_type):
+        return True
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _is_view(arrow_type.value_type)
+    if pa.types.is_struct(arrow_type):
+        return any(_is_view(f.type) for f in arrow_type)
+    if pa.types.is_map(arrow_type):
+        return _is_view(arrow_type.key_type) or _is_view(arrow_type.item_type)
+    return False
 
 
 def _local_filesystem(path: str, table: DeltaTable) -> pa_fs.FileSystem | None:
@@ -282,8 +313,14 @@ class DeltaRsTables:
             if view is None:
                 digest = hashlib.sha1(path.encode()).hexdigest()[:10]
                 view = f"delta_{digest}_{table_id.replace('-', '')[:12]}_v{version}"
-                schema = pa.schema(f.with_type(_view_type(f.type)) for f in _arrow_schema(table))
-                dataset = table.to_pyarrow_dataset(schema=schema, filesystem=_local_filesystem(path, table))
+                # Strings are read as views only when a file declares views: DuckDB pushes no filter
+                # on a view column into the scan (a filter on bronze's batch id would read all of
+                # bronze), and a dataset of plain strings is read with pushed-down filters.
+                filesystem = _local_filesystem(path, table)
+                schema = _arrow_schema(table)
+                if _declares_views(table, filesystem):
+                    schema = pa.schema(f.with_type(_view_type(f.type)) for f in schema)
+                dataset = table.to_pyarrow_dataset(schema=schema, filesystem=filesystem)
                 self._register_view(view, dataset, dataset.schema)
                 self._views[key] = view
         return view
@@ -340,6 +377,7 @@ class DeltaRsTables:
         metadata: dict | None = None,
         replace: Replace | None = None,
         properties: dict[str, str] | None = None,
+        cluster_by: tuple[str, ...] = (),
     ) -> bool:
         if mode not in ("overwrite", "append"):
             raise ValueError(f"write mode must be 'overwrite' or 'append', not {mode!r}")
@@ -357,6 +395,8 @@ class DeltaRsTables:
             options["schema_mode"] = "merge" if mode == "append" else "overwrite"
         # The reader is closed however the write ends: a DuckDB result left open (a write that
         # failed half-way) can crash the process at exit, as an early-stopped scan does.
+        if cluster_by:
+            df = df.orderBy(*cluster_by)
         with self._lock, closing(df.toArrow(batch_size=BATCH_ROWS)) as reader:
             schema, first, rest = self._batches(reader, _arrow_schema(existing) if keep_schema else None)
             if first is None and existing is not None and mode == "append":
@@ -367,6 +407,7 @@ class DeltaRsTables:
                 pa.RecordBatchReader.from_batches(schema, batches),
                 commit_properties=_commit_properties(txn, metadata),
                 writer_properties=WRITER,
+                target_file_size=TARGET_FILE_BYTES,
                 **options,
             )
         return True
@@ -380,6 +421,7 @@ class DeltaRsTables:
         values: tuple[str, ...],
         txn: Txn,
         metadata: dict | None = None,
+        within: Replace | None = None,
     ) -> None:
         path = self._path(name)
         table = DeltaTable(path)
@@ -397,6 +439,8 @@ class DeltaRsTables:
         if source.num_rows == 0:
             return
         match = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in on)
+        if within is not None:
+            match += f" AND ({replace_predicate(within, lambda column: 't.' + _quote(column))})"
         differs = " OR ".join(f"(t.{_quote(c)} IS DISTINCT FROM s.{_quote(c)})" for c in values) or "false"
         (
             table.merge(

@@ -74,7 +74,10 @@ class DeltaSparkTables:
         metadata: dict | None = None,
         replace: Replace | None = None,
         properties: dict[str, str] | None = None,
+        cluster_by: tuple[str, ...] = (),
     ) -> None:
+        if cluster_by:  # each task's file in that order (no shuffle: the layout, not the result)
+            df = df.sortWithinPartitions(*cluster_by)
         writer = df.write.format("delta").mode(mode)
         if replace is not None:
             writer = writer.option("replaceWhere", replace_predicate(replace, _quote))
@@ -102,8 +105,11 @@ class DeltaSparkTables:
         values: tuple[str, ...],
         txn: Txn,
         metadata: dict | None = None,
+        within: Replace | None = None,
     ) -> None:
         match = " AND ".join(f"t.`{k}` = s.`{k}`" for k in on)
+        if within is not None:
+            match += f" AND ({replace_predicate(within, lambda column: 't.' + _quote(column))})"
         differs = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in values)
         confs = {_TXN_CONFS[0]: txn[0], _TXN_CONFS[1]: str(txn[1])}
         if metadata is not None:

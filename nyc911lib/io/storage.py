@@ -121,6 +121,7 @@ def write_table(
     metadata: dict | None = None,
     replace: Replace | None = None,
     properties: dict[str, str] | None = None,
+    cluster_by: tuple[str, ...] = (),
 ) -> str:
     """Write a layer table as Delta: `overwrite` replaces data and schema, `append` merges schema
     (a new source column is kept, never an error). Each write is one atomic Delta commit.
@@ -139,6 +140,7 @@ def write_table(
         metadata=commit_metadata(metadata),
         replace=replace,
         properties=properties,
+        cluster_by=cluster_by,
     )
     return name
 
@@ -222,10 +224,12 @@ def merge_on_key(
     values: Sequence[str],
     txn: Txn,
     metadata: dict | None = None,
+    within: Replace | None = None,
 ) -> None:
     """Upsert `rows` (one per key) into a table: insert new keys, update a key only when one of
     `values` differs (an identical row is a no-op). One idempotent Delta MERGE commit (none when
-    nothing changes), carrying `metadata` as its userMetadata."""
+    nothing changes), carrying `metadata` as its userMetadata; `within` (date ranges of a key
+    column holding every row) limits the files it reads to those with rows in them."""
     tables(spark).merge(
         table_name(params, layer, key),
         rows,
@@ -233,6 +237,7 @@ def merge_on_key(
         values=tuple(values),
         txn=txn,
         metadata=commit_metadata(metadata),
+        within=within,
     )
 
 

@@ -141,6 +141,7 @@ class Tables(Protocol):
         metadata: dict | None = None,
         replace: Replace | None = None,
         properties: dict[str, str] | None = None,
+        cluster_by: tuple[str, ...] = (),
     ) -> Any:
         """One atomic commit of `df` (none for rows appended to a table that are no rows).
 
@@ -151,6 +152,8 @@ class Tables(Protocol):
           application id at that version or later; else the commit records it.
         - `metadata`: the commit's userMetadata (JSON, keys sorted).
         - `properties`: table properties set when the table is created (e.g. Change Data Feed).
+        - `cluster_by`: columns the rows are written in the order of, so each file and row group
+          holds a narrow range of them and a read or MERGE filtered by them skips the others.
         """
 
     def merge(
@@ -162,10 +165,15 @@ class Tables(Protocol):
         values: tuple[str, ...],
         txn: Txn,
         metadata: dict | None = None,
+        within: Replace | None = None,
     ) -> None:
         """Upsert `rows` (one per key `on`): insert new keys, update a matched key only when one of
         `values` differs, NULL-safely (an identical row is a no-op). One idempotent commit (none
-        when nothing changes; skipped when `txn` was committed), carrying `metadata`."""
+        when nothing changes; skipped when `txn` was committed), carrying `metadata`.
+
+        `within`: date ranges of a key column holding every row of `rows`; the MERGE then reads
+        only the target's files with rows in them (a target-only condition of the match, which
+        both Delta engines skip files by) and rewrites only those it changes."""
 
     def version(self, name: str) -> int | None:
         """The version of the latest data commit, maintenance skipped (None: no table)."""

@@ -15,6 +15,9 @@ from nyc911lib.config import Params
 from nyc911lib.io import storage
 from nyc911lib.io.tables import DateRange
 from nyc911lib.run.registry import APPEND, MERGE, RANGED_OVERWRITE, RunContext, entry
+from nyc911lib.transforms.week_spans import spans_of
+
+WEEK = "week_start_date"
 
 
 def build(key: str, inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:
@@ -37,12 +40,17 @@ def write(
     scope: DateRange | None = None,
 ) -> None:
     """Write `frame` to entry `key`'s table by the entry's write mode: append; MERGE on its key
-    (the first write creates the table with the entry's properties); overwrite; or, with `scope`,
-    overwrite of that date range only (ranged overwrite)."""
+    (the first write creates the table with the entry's properties; a key with the week reads
+    only the files of the weeks `frame` holds); overwrite; or, with `scope`, overwrite of that
+    date range only (ranged overwrite)."""
     e = entry(key)
     if not e.stored:
         raise ValueError(f"{key} is a view, not a table")
     if e.write == MERGE and storage.table_exists(spark, params, e.layer, key):
+        within = None
+        if WEEK in e.merge_key:
+            weeks = spans_of(r[0] for r in frame.select(WEEK).distinct().collect() if r[0] is not None)
+            within = tuple(DateRange(WEEK, low, high) for low, high in weeks)
         storage.merge_on_key(
             spark,
             params,
@@ -53,12 +61,23 @@ def write(
             values=e.merge_values,
             txn=txn,
             metadata=metadata,
+            within=within,
         )
     elif e.write in (APPEND, MERGE):
         properties = dict(e.table_properties) or None
         storage.write_table(
-            frame, params, e.layer, key, mode="append", txn=txn, metadata=metadata, properties=properties
+            frame,
+            params,
+            e.layer,
+            key,
+            mode="append",
+            txn=txn,
+            metadata=metadata,
+            properties=properties,
+            cluster_by=e.cluster_by,
         )
     else:
         replace = scope if e.write == RANGED_OVERWRITE else None
-        storage.write_table(frame, params, e.layer, key, txn=txn, metadata=metadata, replace=replace)
+        storage.write_table(
+            frame, params, e.layer, key, txn=txn, metadata=metadata, replace=replace, cluster_by=e.cluster_by
+        )

@@ -110,6 +110,9 @@ class Entry:
     # Gold tables of weekly rows: which input weeks an output week reads (see `week_spans`), so an
     # incremental gold build recomputes only the weeks silver's changes reach. None: rebuilt whole.
     reach: Callable[[Params], WeekReach] | None = None
+    # Written in this order (files and row groups of narrow ranges): the tables read and rewritten
+    # by week ranges (silver's MERGE, the gold weeks an incremental build replaces).
+    cluster_by: tuple[str, ...] = ()
 
 
 def _stamped(frame: DataFrame, run: RunContext) -> DataFrame:
@@ -220,7 +223,8 @@ def _gold(
     write: str = OVERWRITE,
     reach: Callable[[Params], WeekReach] | None = None,
 ) -> Entry:
-    return Entry(key, "gold", inputs, build, write, comment, reach=reach)
+    cluster_by = ("week_start_date",) if reach is not None else ()
+    return Entry(key, "gold", inputs, build, write, comment, reach=reach, cluster_by=cluster_by)
 
 
 # In dependency order: every input of an entry is an earlier entry or a runner-provided input.
@@ -312,6 +316,7 @@ REGISTRY: tuple[Entry, ...] = (
         merge_key=NATURAL_KEY,
         merge_values=VALUE_COLUMNS,
         table_properties=SILVER_PROPERTIES,
+        cluster_by=("week_start_date",),
     ),
     Entry(
         "batch_accounting",

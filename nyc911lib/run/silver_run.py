@@ -24,8 +24,10 @@ from nyc911lib.run.ingest import drop_legacy_checkpoint, legacy_checkpoint
 from nyc911lib.run.registry import CURRENT_SILVER, RunContext, table_keys
 from nyc911lib.schema import NATURAL_KEY
 from nyc911lib.transforms.quality import is_quarantined
+from nyc911lib.transforms.week_spans import spans_of, within_spans
 
 log_ = logging.getLogger("nyc911")
+WEEK = "week_start_date"
 SILVER_TXN_PREFIX = "nyc911-silver-"  # + bronze's table id; the version is the bronze version
 
 
@@ -87,8 +89,11 @@ def _silver_batch(
         # invalidates cached plans over silver) and they must still describe silver before it.
         silver_version = _silver_version_before(spark, params, metadata)
         if silver_version is not None:
+            # Silver's rows of the batch's keys, read from the files of the batch's weeks only.
             touched = frames["e2e_valid"].select(*NATURAL_KEY).distinct()
+            weeks = spans_of(r[0] for r in touched.select(WEEK).distinct().collect() if r[0] is not None)
             silver = storage.read_table(spark, params, "silver", "e2e_weekly", silver_version)
+            silver = silver.transform(within_spans(weeks, WEEK))
             frames[CURRENT_SILVER] = silver.join(touched, list(NATURAL_KEY), "left_semi")
         outcomes = engine.materialize(executor.build("e2e_outcomes", frames, run))
         frames["e2e_outcomes"] = outcomes
