@@ -210,6 +210,8 @@ def test_an_engine_appends_to_and_merges_the_other_engines_warehouse(built, case
         assert written == (set() if name in unwritten else {(case.second, "inline")}), f"{name}: {seen}"
     last_before = table_version(before["silver.e2e_weekly"])
     assert [op for v, op, _ in commits(paths["silver.e2e_weekly"]) if v > last_before] == ["MERGE"]
+    # gold recomputed only the weeks the publication reached, on the other engine's gold
+    assert commits(paths["gold.kpi_summary"])[-1][2]["build"] == "weeks"
 
 
 def test_the_change_feed_of_silver_is_the_same_whoever_wrote_it(built):

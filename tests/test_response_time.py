@@ -6,7 +6,13 @@ import datetime as dt
 
 import pytest
 
-from nyc911lib.transforms.response_time import PERIODS, kpi_response_time, period_day_spans
+from nyc911lib.transforms.response_time import (
+    PERIODS,
+    kpi_response_time,
+    period_day_spans,
+    response_time_reach,
+)
+from nyc911lib.transforms.week_spans import spans_of
 
 pytestmark = pytest.mark.both
 LATEST = dt.date(2025, 3, 3)  # a Monday
@@ -112,3 +118,23 @@ def test_a_period_without_data_has_no_times(response_rows):
     assert empty["avg_call_to_agency_arrival_s"] is None
     assert (empty["pickup_s"], empty["pickup_to_dispatch_s"], empty["travel_s"]) == (None, None, None)
     assert response_rows[(weeks_back(52), "trailing_weeks")]["arrival_change_vs_year_earlier_pct"] is None
+
+
+@pytest.mark.parametrize("trailing_weeks", [4, 52])
+def test_the_reach_holds_every_week_whose_periods_read_a_changed_week(trailing_weeks):
+    """For every Monday of 2018..2026: a week is recomputed when a week of one of its periods
+    changed, and recomputing it reads all of its periods' weeks."""
+    reach = response_time_reach(trailing_weeks)
+    spans = period_day_spans(trailing_weeks).values()
+    mondays = [dt.date(2018, 1, 1) + dt.timedelta(weeks=i) for i in range(470)]
+    reads = {
+        x: {x + dt.timedelta(days=d) for first, last in spans for d in range(first, last + 1, 7)}
+        for x in mondays
+    }
+    for changed in mondays[::11]:
+        outputs = reach.outputs(spans_of([changed]))
+        affected = [x for x in mondays if changed in reads[x]]
+        assert affected and all(any(lo <= x <= hi for lo, hi in outputs) for x in affected)
+    for x in mondays[::7]:
+        inputs = reach.inputs(spans_of([x]))
+        assert all(any(lo <= day <= hi for lo, hi in inputs) for day in reads[x])

@@ -65,13 +65,23 @@ def test_a_reach_of_the_week_itself_recomputes_and_reads_the_changed_weeks_only(
 
 
 def test_a_reach_of_prior_years_recomputes_the_later_weeks_and_reads_the_earlier_ones():
-    reach = WeekReach(years=(0, 1), margin_days=7)
-    changed = spans_of([D(2024, 1, 8)])
-    assert reach.outputs(changed) == ((D(2024, 1, 1), D(2024, 1, 15)), (D(2025, 1, 1), D(2025, 1, 15)))
-    assert reach.inputs(spans_of([D(2025, 1, 6)])) == (
-        (D(2023, 12, 30), D(2024, 1, 13)),
-        (D(2024, 12, 30), D(2025, 1, 13)),
+    """The week itself and +-7 days around the same date a year earlier (widened by a day for 29
+    February)."""
+    reach = WeekReach(((0, 0, 0), (1, -7, 7)))
+    assert reach.outputs(spans_of([D(2024, 1, 8)])) == (
+        (D(2024, 1, 8), D(2024, 1, 8)),
+        (D(2024, 12, 31), D(2025, 1, 16)),
     )
+    assert reach.inputs(spans_of([D(2025, 1, 6)])) == (
+        (D(2023, 12, 29), D(2024, 1, 14)),
+        (D(2025, 1, 6), D(2025, 1, 6)),
+    )
+
+
+def test_a_reach_of_trailing_days_recomputes_the_weeks_after_and_reads_the_weeks_before():
+    reach = WeekReach(((0, -14, 0),))  # the week and the two before it
+    assert reach.outputs(spans_of([D(2025, 1, 6)])) == ((D(2025, 1, 6), D(2025, 1, 20)),)
+    assert reach.inputs(spans_of([D(2025, 1, 20)])) == ((D(2025, 1, 6), D(2025, 1, 20)),)
 
 
 def test_within_spans_keeps_the_rows_of_the_spans(spark):

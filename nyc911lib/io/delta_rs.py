@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.fs as pa_fs
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
 from nyc911lib.errors import EngineError
@@ -162,18 +162,13 @@ def _arrow_schema(table: DeltaTable) -> pa.Schema:
     return pa.schema(table.schema().to_arrow())  # arro3 -> pyarrow (Arrow C interface)
 
 
-def _declares_views(table: DeltaTable, filesystem: pa_fs.FileSystem | None) -> bool:
-    """Whether a data file of this version declares string or binary views (delta-rs writes
-    them in a MERGE or OPTIMIZE; its plain writes do not): read from the files' footers."""
-    if filesystem is None:
-        return True  # not a plain local table: assume so (the views read every kind of file)
-    logged = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
-    for file in logged:
-        with filesystem.open_input_file(file) as fh:
-            schema = pq.read_schema(fh)
-        if any(_is_view(f.type) for f in schema):
-            return True
-    return False
+def _split_by_views(dataset: Any) -> tuple[list[Any], list[Any]]:
+    """The fragments (data files) of `dataset` whose footers declare no string or binary views,
+    and those that do (delta-rs writes views in a MERGE or OPTIMIZE; its plain writes do not)."""
+    plain, views = [], []
+    for fragment in dataset.get_fragments():
+        (views if any(_is_view(f.type) for f in fragment.physical_schema) else plain).append(fragment)
+    return plain, views
 
 
 def _is_view(arrow_type: pa.DataType) -> bool:
@@ -286,6 +281,7 @@ class DeltaRsTables:
         self.connection = connection if connection is not None or session is None else session._conn
         self._lock = threading.RLock()
         self._views: dict[tuple[str, str, int], str] = {}  # (path, table id, version) -> view
+        self._arrow_parts: dict[str, int] = {}  # view -> the Arrow objects registered under it
         self._feeds = itertools.count()
 
     @staticmethod
@@ -313,29 +309,48 @@ class DeltaRsTables:
             if view is None:
                 digest = hashlib.sha1(path.encode()).hexdigest()[:10]
                 view = f"delta_{digest}_{table_id.replace('-', '')[:12]}_v{version}"
-                # Strings are read as views only when a file declares views: DuckDB pushes no filter
-                # on a view column into the scan (a filter on bronze's batch id would read all of
-                # bronze), and a dataset of plain strings is read with pushed-down filters.
-                filesystem = _local_filesystem(path, table)
-                schema = _arrow_schema(table)
-                if _declares_views(table, filesystem):
-                    schema = pa.schema(f.with_type(_view_type(f.type)) for f in schema)
-                dataset = table.to_pyarrow_dataset(schema=schema, filesystem=filesystem)
-                self._register_view(view, dataset, dataset.schema)
+                self._register_view(view, *self._datasets(path, table))
                 self._views[key] = view
         return view
 
-    def _register_view(self, view: str, data: Any, schema: pa.Schema) -> None:
-        """A DuckDB view over Arrow `data`, which SQLFrame's `table()` resolves with its columns
-        (a registered Arrow object alone is in DuckDB's `temp` catalog, where SQLFrame finds
-        none; and `SELECT *` over one leaves SQLFrame with the single column `*`). A void column
-        (DuckDB type NULL, which SQLFrame cannot parse) is read as string."""
-        self.connection.register(f"{view}_arrow", data)
-        select = ", ".join(
-            f"CAST(NULL AS VARCHAR) AS {_quote(f.name)}" if pa.types.is_null(f.type) else _quote(f.name)
-            for f in schema
-        )
-        self.connection.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT {select} FROM "{view}_arrow"')
+    @staticmethod
+    def _datasets(path: str, table: DeltaTable) -> list[Any]:
+        """One version of `table` as Arrow datasets DuckDB scans: the files with plain strings, and
+        those declaring string views read as views (delta-rs's MERGE and OPTIMIZE write them).
+
+        A dataset of plain strings over a views file fails a pushed-down string filter (`equal`
+        has no kernel for string and string_view), and DuckDB pushes no filter at all into a
+        dataset with view columns: read as one views dataset, a filter on bronze's batch id or on
+        silver's weeks read every file (and materializing views was 6x slower). Apart, DuckDB
+        pushes filters into the plain files (most of a table: what full writes wrote) and reads
+        the few rewritten ones whole."""
+        plain = _arrow_schema(table)
+        dataset = table.to_pyarrow_dataset(schema=plain, filesystem=_local_filesystem(path, table))
+        plain_files, view_files = _split_by_views(dataset)
+        if not view_files:
+            return [dataset]
+        views = pa.schema(f.with_type(_view_type(f.type)) for f in plain)
+        parts = [ds.FileSystemDataset(view_files, views, dataset.format, dataset.filesystem)]
+        if plain_files:
+            parts.insert(0, ds.FileSystemDataset(plain_files, plain, dataset.format, dataset.filesystem))
+        return parts
+
+    def _register_view(self, view: str, *parts: Any) -> None:
+        """A DuckDB view over Arrow `parts` (same columns; UNION ALL), which SQLFrame's `table()`
+        resolves with its columns (a registered Arrow object alone is in DuckDB's `temp` catalog,
+        where SQLFrame finds none; and `SELECT *` over one leaves SQLFrame with the single column
+        `*`). A void column (DuckDB type NULL, which SQLFrame cannot parse) is read as string."""
+        selects = []
+        for i, data in enumerate(parts):
+            name = f"{view}_arrow" if i == 0 else f"{view}_arrow{i}"
+            self.connection.register(name, data)
+            columns = ", ".join(
+                f"CAST(NULL AS VARCHAR) AS {_quote(f.name)}" if pa.types.is_null(f.type) else _quote(f.name)
+                for f in data.schema
+            )
+            selects.append(f'SELECT {columns} FROM "{name}"')
+        self._arrow_parts[view] = len(parts)
+        self.connection.execute(f'CREATE OR REPLACE VIEW "{view}" AS {" UNION ALL ".join(selects)}')
 
     def read(self, name: str, version: int | None = None) -> Any:
         path = self._path(name)
@@ -353,7 +368,7 @@ class DeltaRsTables:
         with self._lock:
             view = f"delta_changes_{hashlib.sha1(path.encode()).hexdigest()[:10]}_{next(self._feeds)}"
             self._views[(path, view, -1)] = view  # dropped with the table
-            self._register_view(view, feed, feed.schema)
+            self._register_view(view, feed)
             return self.session.table(view)
 
     # --- writing ---------------------------------------------------------------------------
@@ -467,7 +482,8 @@ class DeltaRsTables:
             for key in [k for k in self._views if k[0] == path]:
                 view = self._views.pop(key)
                 self.connection.execute(f'DROP VIEW IF EXISTS "{view}"')
-                self.connection.unregister(f"{view}_arrow")
+                for i in range(self._arrow_parts.pop(view, 1)):
+                    self.connection.unregister(f"{view}_arrow" if i == 0 else f"{view}_arrow{i}")
         shutil.rmtree(path, ignore_errors=True)
 
     # --- the log ---------------------------------------------------------------------------

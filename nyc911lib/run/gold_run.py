@@ -30,7 +30,7 @@ from nyc911lib.run.faults import fault_point
 from nyc911lib.run.registry import RunContext, entry, layer_entries, table_keys
 from nyc911lib.run.silver_run import size_shuffles_to_bronze
 from nyc911lib.transforms.sla import sla_rules_table
-from nyc911lib.transforms.week_spans import Span, spans_of, within_spans
+from nyc911lib.transforms.week_spans import Span, outside_spans, spans_of, within_spans
 
 log_ = logging.getLogger("nyc911")
 GOLD_WRITERS = 4  # gold tables written at once (see build_gold)
@@ -184,13 +184,7 @@ def build_gold(
     now = dt.datetime.now(dt.timezone.utc)
     scoped = RunContext(params, spark, run_id, now, date_from, date_to) if ranged else None
     run = RunContext(params, spark, run_id, now)
-
-    def weeks_of(key: str) -> tuple[Span, ...] | None:
-        """The weeks of `key` this build recomputes (None: all of them)."""
-        reach = entry(key).reach
-        return None if changed is None or reach is None else reach(params).outputs(changed)
-
-    weeks = weeks_of("kpi_weekly")
+    weeks = _weeks_of("kpi_weekly", params, changed)
     if weeks is None:
         weekly = executor.build("kpi_weekly", frames, scoped or run)
         scope = DateRange(WEEK, date_from, date_to) if ranged else None
@@ -204,17 +198,8 @@ def build_gold(
     # independent small jobs whose time is mostly Delta commit and job overhead, not CPU, so on
     # Spark they are written from a few threads at once (each still its own atomic commit with
     # the same state). SQLFrame's session is not thread-safe, and each DuckDB write takes
-    # milliseconds: one after the other there. An entry recomputed for some weeks only is kept
-    # out of `frames` (no later entry may read it as if it were whole).
-    derived = [e for e in layer_entries("gold") if e.key not in ("kpi_weekly", last)]
-    writes: list[tuple[str, DataFrame, tuple[DateRange, ...] | None]] = []
-    for e in derived:  # views too (built once, read by the tables after them)
-        weeks = weeks_of(e.key)
-        if weeks is None:
-            frames[e.key] = executor.build(e.key, frames, run)
-            writes.append((e.key, frames[e.key], None))
-        elif weeks:
-            writes.append((e.key, _build_weeks(e.key, frames, run, weeks), _ranges(weeks)))
+    # milliseconds: one after the other there.
+    writes = _derived(spark, params, frames, run, changed)
     fault_point("gold.parallel_writes")
     writers = GOLD_WRITERS if engine.name() == "spark" else 1
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="gold") as pool:
@@ -231,6 +216,44 @@ def build_gold(
     summary = executor.build(last, frames, run)
     executor.write(spark, params, last, summary, metadata=metadata)  # gold is complete
     return storage.read_table(spark, params, "gold", last).first().asDict()
+
+
+def _weeks_of(key: str, params: Params, changed: tuple[Span, ...] | None) -> tuple[Span, ...] | None:
+    """The weeks of entry `key` a build recomputes when silver changed the weeks `changed` (None:
+    all of them: a whole build, or an entry without a `reach`)."""
+    reach = entry(key).reach
+    return None if changed is None or reach is None else reach(params).outputs(changed)
+
+
+def _derived(
+    spark: SparkSession,
+    params: Params,
+    frames: dict[str, DataFrame],
+    run: RunContext,
+    changed: tuple[Span, ...] | None,
+) -> list[tuple[str, DataFrame, tuple[DateRange, ...] | None]]:
+    """Build the gold entries after kpi_weekly and before the summary (views too: built once,
+    read by the entries after them) into `frames`; return what to write: (key, frame, the week
+    ranges it replaces or None for the whole table)."""
+    derived = [e for e in layer_entries("gold") if e.key not in ("kpi_weekly", gold_state_table())]
+    read_later = {name for e in layer_entries("gold") for name in e.inputs}
+    writes: list[tuple[str, DataFrame, tuple[DateRange, ...] | None]] = []
+    for e in derived:
+        weeks = _weeks_of(e.key, params, changed)
+        if weeks is None:
+            frames[e.key] = executor.build(e.key, frames, run)
+            writes.append((e.key, frames[e.key], None))
+            continue
+        part = _build_weeks(e.key, frames, run, weeks)
+        if weeks:
+            writes.append((e.key, part, _ranges(weeks)))
+        if e.key in read_later:  # read whole by a later entry: the table as it will be
+            head = storage.last_commit(spark, params, "gold", e.key).head  # pinned: rewritten meanwhile
+            kept = storage.read_table(spark, params, "gold", e.key, head).transform(
+                outside_spans(weeks, WEEK)
+            )
+            frames[e.key] = kept.unionByName(part)
+    return writes
 
 
 def _build_weeks(

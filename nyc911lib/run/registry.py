@@ -47,7 +47,7 @@ from nyc911lib.transforms.quality import (
     schema_drift_metrics,
     with_quality_results,
 )
-from nyc911lib.transforms.response_time import kpi_response_time
+from nyc911lib.transforms.response_time import kpi_response_time, response_time_reach
 from nyc911lib.transforms.silver import (
     EVALUATION_COLUMNS,
     VALUE_COLUMNS,
@@ -354,18 +354,24 @@ REGISTRY: tuple[Entry, ...] = (
         ("e2e_versions",),
         _of(restatements, "e2e_versions"),
         "Every revision of a published weekly value, with its change.",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: WeekReach(),
     ),
     _gold(
         "publication_drift",
         ("e2e_versions",),
         _of(publication_drift, "e2e_versions"),
-        "Per publication: how many keys it added, revised or left out.",
+        "Per week and agency: the KPIs as first published next to the KPIs as currently restated.",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: WeekReach(),
     ),
     _gold(
         "kpi_agency_weekly",
         ("kpi_weekly",),
         _of(kpi_agency_weekly),
         "Weekly KPIs per agency and for all agencies.",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: WeekReach(),
     ),
     _gold(
         "kpi_headline",
@@ -381,6 +387,8 @@ REGISTRY: tuple[Entry, ...] = (
         ),
         "End-to-end response time (call to arrival) of each agency's most urgent incidents and its "
         "segments, per week: the week, the trailing weeks ending with it, the same weeks a year earlier.",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: response_time_reach(params.response_time.trailing_weeks),
     ),
     _gold(
         "kpi_monthly_priority",
@@ -399,6 +407,8 @@ REGISTRY: tuple[Entry, ...] = (
         ("kpi_weekly",),
         lambda inputs, run: inputs["kpi_weekly"].transform(sla_breach_weekly(run.params.sla_rules)),
         "Per week and SLA rule: incidents in breach, incident-weighted.",
+        write=RANGED_OVERWRITE,
+        reach=lambda params: WeekReach(),
     ),
     _gold("sla_rules", (), _sla_rules, "The SLA rules gold was computed with."),
     _gold(

@@ -107,12 +107,12 @@ def _baseline_weeks(prior_years: int, window_weeks: int) -> Column:
 
 
 def baseline_reach(settings: Mapping[str, Any]) -> WeekReach:
-    """The weeks a week's anomaly score reads, for the anomaly `settings` (params `anomalies`): the
-    week and its baseline weeks, the Monday nearest the same date k = 1..prior_years calendar years
-    earlier (3 days away at most) +- window_weeks; the margin also covers 29 February."""
+    """The days a week's anomaly score reads, for the anomaly `settings` (params `anomalies`): the
+    week, and its baseline weeks: +- window_weeks around the Monday nearest the same date k =
+    1..prior_years calendar years earlier (3 days away at most)."""
     prior_years = int(settings.get("prior_years", PRIOR_YEARS))
-    window_weeks = int(settings.get("window_weeks", WINDOW_WEEKS))
-    return WeekReach(years=tuple(range(prior_years + 1)), margin_days=7 * (window_weeks + 1))
+    days = 7 * int(settings.get("window_weeks", WINDOW_WEEKS)) + 3
+    return WeekReach(((0, 0, 0), *((k, -days, days) for k in range(1, prior_years + 1))))
 
 
 _AFTER_ALL = 1e300  # pads a baseline's sorted arrays after its values (counts and seconds, far below)

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, Window
 
 from nyc911lib.transforms.gold import incident_weighted_mean, pct
 from nyc911lib.transforms.trends import DAYS_PER_YEAR_OF_WEEKS
+from nyc911lib.transforms.week_spans import WeekReach
 
 PICKUP, DISPATCH, TRAVEL, ARRIVAL = (
     "avg_call_to_first_pickup_s",
@@ -58,6 +59,11 @@ def period_day_spans(trailing_weeks: int) -> dict[str, tuple[int, int]]:
         TRAILING: (-span, 0),
         YEAR_EARLIER: (-span - DAYS_PER_YEAR_OF_WEEKS, -DAYS_PER_YEAR_OF_WEEKS),
     }
+
+
+def response_time_reach(trailing_weeks: int) -> WeekReach:
+    """The days a week's response time rows read: each period's weeks (see `period_day_spans`)."""
+    return WeekReach(tuple((0, first, last) for first, last in period_day_spans(trailing_weeks).values()))
 
 
 def kpi_response_time(

@@ -1,11 +1,12 @@
 """Sets of weeks as sorted, disjoint date spans: what an incremental gold build recomputes.
 
-A gold table whose rows are weeks declares its `WeekReach`: which input weeks one of its output
-weeks reads (the week itself; for anomalies also the same weeks 1..3 calendar years earlier, give or
-take the baseline window). From the weeks silver changed, the reach gives the output weeks to
-recompute (every week whose inputs include a changed one) and the input weeks that recomputing them
-reads. Spans may cover more than the exact weeks (a margin of days): recomputing a week that did
-not change gives the same rows, so a span errs on the wide side, never the narrow one.
+A gold table whose rows are weeks declares its `WeekReach`: which input days one of its output
+weeks reads (the week itself; for anomalies also the same weeks 1..3 calendar years earlier, give
+or take the baseline window; for the response time the trailing weeks and the same weeks 52 weeks
+earlier). From the weeks silver changed, the reach gives the output weeks to recompute (every week
+whose inputs include a changed one) and the input days that recomputing them reads. Spans may
+cover more than the exact weeks (a day or a few): recomputing a week that did not change gives the
+same rows, so a span errs on the wide side, never the narrow one.
 """
 
 from __future__ import annotations
@@ -50,27 +51,50 @@ def plus_years(day: dt.date, years: int) -> dt.date:
 
 @dataclass(frozen=True)
 class WeekReach:
-    """Which input weeks an output week W reads: W shifted by each of `years` calendar years,
-    widened by `margin_days` on both sides (`WeekReach()`: W alone)."""
+    """Which input days an output week W reads: for each window (years, first, last), the days
+    `first` to `last` (both included, relative) around W moved back `years` calendar years.
+    `WeekReach()` is W alone. A window moved by years is widened by a day on both sides (29
+    February has no same date in the other years)."""
 
-    years: tuple[int, ...] = (0,)
-    margin_days: int = 0
-
-    def _shifted(self, spans: Iterable[Span], sign: int) -> tuple[Span, ...]:
-        margin = dt.timedelta(days=self.margin_days)
-        return merged(
-            (plus_years(low, sign * k) - margin, plus_years(high, sign * k) + margin)
-            for low, high in spans
-            for k in self.years
-        )
+    windows: tuple[tuple[int, int, int], ...] = ((0, 0, 0),)
 
     def outputs(self, changed: Iterable[Span]) -> tuple[Span, ...]:
-        """The output weeks whose inputs include a week of `changed`."""
-        return self._shifted(changed, +1)
+        """The output weeks whose inputs include a day of `changed`."""
+        out = []
+        for low, high in changed:
+            for years, first, last in self.windows:
+                leap = DAY if years else dt.timedelta(0)
+                out.append(
+                    (
+                        plus_years(low - dt.timedelta(days=last), years) - leap,
+                        plus_years(high - dt.timedelta(days=first), years) + leap,
+                    )
+                )
+        return merged(out)
 
     def inputs(self, outputs: Iterable[Span]) -> tuple[Span, ...]:
-        """The input weeks that the output weeks `outputs` read."""
-        return self._shifted(outputs, -1)
+        """The input days that the output weeks `outputs` read."""
+        out = []
+        for low, high in outputs:
+            for years, first, last in self.windows:
+                leap = DAY if years else dt.timedelta(0)
+                out.append(
+                    (
+                        plus_years(low, -years) + dt.timedelta(days=first) - leap,
+                        plus_years(high, -years) + dt.timedelta(days=last) + leap,
+                    )
+                )
+        return merged(out)
+
+
+def outside_spans(spans: Iterable[Span], column: str = "week_start_date") -> Callable[[DataFrame], DataFrame]:
+    """Keep the rows whose `column` lies in none of `spans` (or is NULL)."""
+    each = [(F.col(column) >= F.lit(low)) & (F.col(column) <= F.lit(high)) for low, high in spans]
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.where(~functools.reduce(operator.or_, each) | F.col(column).isNull()) if each else df
+
+    return transform
 
 
 def within_spans(spans: Iterable[Span], column: str = "week_start_date") -> Callable[[DataFrame], DataFrame]:
