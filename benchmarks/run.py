@@ -180,7 +180,7 @@ class Bench:
         if case.scenario == "e":
             per_row = GUESS_S["e_per_row" if case.engine == "duckdb" else "e_spark_per_row"]
             return GUESS_S["b"] + case.rows * per_row
-        if case.scenario == "f" and case.scale > 1:
+        if case.scenario == "f" and case.key != "f":
             return GUESS_S["f"] + case.rows * GUESS_S["f_per_row"]
         if case.scenario == "w":
             e = next(c for c in self.cases if c.key == case.starts_from)
