@@ -5,11 +5,12 @@ from it and the silver tables and written from a few threads at once; kpi_summar
 last gold entry, is written last, and its commit records what gold was built from.
 
 When gold was last built whole from the same silver tables and rules, only the weeks that the
-new publications reach are recomputed: the weeks of the silver rows they added or revised, and,
-for a table whose weeks read other weeks (anomalies: the same weeks of the prior years), every
-week that reads one of those (its registry entry's `reach`). Those weeks are replaced in one
-commit per table (a ranged overwrite); the tables without weekly rows (summaries, headlines,
-streaks, restatements) are rebuilt whole from kpi_weekly and silver, as in a full build.
+new publications reach are recomputed: for each table of weekly rows with a `reach` in the
+registry, every week that reads a week of the silver rows the publications added or revised (its
+own week; for anomalies also the same weeks of the next years, for the response time the weeks
+whose trailing or year-earlier periods hold it). Those weeks are replaced in one commit per table
+(a ranged overwrite); the other tables (monthly, summaries, the headline, SLA streaks, data
+quality) are rebuilt whole from them, as in a full build.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def build_gold(
 ) -> dict:
     """Bring gold up to date with silver and return the summary row as a dict.
 
-    Without a range, gold is rewritten in full when its inputs changed since gold was built (or
-    `force`), and left untouched otherwise. With `date_from`/`date_to` (a backfill, e.g. after an
+    Without a range, gold is left untouched when its inputs did not change since gold was built;
+    else the weeks new publications reached are recomputed (`changed_weeks`), or, when that cannot
+    be told (or `force`), all of gold. With `date_from`/`date_to` (a backfill, e.g. after an
     SLA rule change) only those weeks of kpi_weekly are recomputed (Delta replaceWhere); every
     other gold table is then recomputed from the whole of kpi_weekly and silver, so all gold
     tables always describe the same rows.
