@@ -92,6 +92,7 @@ def test_the_transforms_folder_holds_the_transforms():
         "silver",
         "sla",
         "trends",
+        "week_spans",
     ]
 
 
