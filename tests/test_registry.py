@@ -65,15 +65,19 @@ def test_write_modes_and_merge_keys():
     ]
     # the tables of weekly rows an incremental gold build recomputes some weeks of
     ranged = [e.key for e in REGISTRY if e.write == registry.RANGED_OVERWRITE]
-    assert ranged == [e.key for e in REGISTRY if e.reach is not None] == [
-        "kpi_weekly",
-        "restatements",
-        "publication_drift",
-        "kpi_agency_weekly",
-        "kpi_response_time",
-        "sla_breach_weekly",
-        "anomalies",
-    ]
+    assert (
+        ranged
+        == [e.key for e in REGISTRY if e.reach is not None]
+        == [
+            "kpi_weekly",
+            "restatements",
+            "publication_drift",
+            "kpi_agency_weekly",
+            "kpi_response_time",
+            "sla_breach_weekly",
+            "anomalies",
+        ]
+    )
     assert [e.key for e in REGISTRY if e.enforces_quality] == ["e2e_valid"]
 
 
