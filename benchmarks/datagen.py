@@ -24,6 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GENERATOR_VERSION = 1
 MAX_TIME_COPIES = 10
@@ -110,6 +111,22 @@ def split_scale(scale: int) -> tuple[int, int]:
     return time_copies, scale // time_copies
 
 
+def _write_copies(out: Any, rows: list[list[str]], scale: int, newest: list[list[str]] | None = None) -> None:
+    """The export's `rows` replicated `scale` times into `out` (see the module docstring); the
+    newest time copy from `newest` instead when given (the same keys, other values)."""
+    weeks = {r[0] for r in rows}
+    first, last = min(map(_week, weeks)), max(map(_week, weeks))
+    span = dt.timedelta(weeks=(last - first).days // 7 + 1)
+    types = {r[2] for r in rows}
+    time_copies, type_copies = split_scale(scale)
+    for t in range(time_copies):
+        date_of = {w: (_week(w) - t * span).strftime(DATE_FORMAT) for w in weeks}
+        copy = newest if t == 0 and newest is not None else rows
+        for j in range(type_copies):
+            type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
+            out.write("".join(f"{date_of[d]},{a},{type_of[ty]},{rest}" for d, a, ty, rest in copy))
+
+
 def scaled(source: Path, scale: int, cache_dir: Path) -> Generated:
     """The export replicated `scale` times (see the module docstring), streamed to the cache."""
     if scale < 1:
@@ -118,20 +135,11 @@ def scaled(source: Path, scale: int, cache_dir: Path) -> Generated:
     if hit := _cached(target):
         return hit
     header, rows = _read_export(source)
-    weeks = {r[0] for r in rows}
-    first, last = min(map(_week, weeks)), max(map(_week, weeks))
-    span = dt.timedelta(weeks=(last - first).days // 7 + 1)
-    types = {r[2] for r in rows}
-    time_copies, type_copies = split_scale(scale)
     cache_dir.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
     with part.open("w", encoding="utf-8", newline="", buffering=1 << 22) as out:
         out.write(header)
-        for t in range(time_copies):
-            date_of = {w: (_week(w) - t * span).strftime(DATE_FORMAT) for w in weeks}
-            for j in range(type_copies):
-                type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
-                out.write("".join(f"{date_of[d]},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows))
+        _write_copies(out, rows, scale)
     return _finish(part, target, len(rows) * scale)
 
 
@@ -190,21 +198,12 @@ def after_weekly_publication(source: Path, scale: int, cache_dir: Path, weeks: i
     last = max(restated, key=_week)
     published = iter(_restate([r for r in rows if r[0] in restated]))
     latest = [next(published) if r[0] in restated else r for r in rows]  # time copy 0 as restated
-    weeks_ = {r[0] for r in rows}
-    first, final = min(map(_week, weeks_)), max(map(_week, weeks_))
-    span = dt.timedelta(weeks=(final - first).days // 7 + 1)
-    types = {r[2] for r in rows}
-    time_copies, type_copies = split_scale(scale)
+    types, type_copies = {r[2] for r in rows}, split_scale(scale)[1]
     cache_dir.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.name}.part")
     with part.open("w", encoding="utf-8", newline="", buffering=1 << 22) as out:
         out.write(header)
-        for t in range(time_copies):
-            date_of = {w: (_week(w) - t * span).strftime(DATE_FORMAT) for w in weeks_}
-            for j in range(type_copies):
-                type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
-                copy = latest if t == 0 else rows
-                out.write("".join(f"{date_of[d]},{a},{type_of[ty]},{rest}" for d, a, ty, rest in copy))
+        _write_copies(out, rows, scale, newest=latest)
         for j in range(type_copies):
             type_of = {x: f"{x} #{j}".strip() if j else x for x in types}
             out.write("".join(f"{new_date},{a},{type_of[ty]},{rest}" for d, a, ty, rest in rows if d == last))

@@ -15,9 +15,7 @@ from nyc911lib.config import Params
 from nyc911lib.io import storage
 from nyc911lib.io.tables import DateRange
 from nyc911lib.run.registry import APPEND, MERGE, RANGED_OVERWRITE, RunContext, entry
-from nyc911lib.transforms.week_spans import spans_of
-
-WEEK = "week_start_date"
+from nyc911lib.transforms.week_spans import WEEK, spans_of
 
 
 def build(key: str, inputs: Mapping[str, DataFrame], run: RunContext) -> DataFrame:

@@ -31,12 +31,11 @@ from nyc911lib.run.faults import fault_point
 from nyc911lib.run.registry import RunContext, entry, layer_entries, table_keys
 from nyc911lib.run.silver_run import size_shuffles_to_bronze
 from nyc911lib.transforms.sla import sla_rules_table
-from nyc911lib.transforms.week_spans import Span, outside_spans, spans_of, within_spans
+from nyc911lib.transforms.week_spans import WEEK, Span, outside_spans, spans_of, within_spans
 
 log_ = logging.getLogger("nyc911")
 GOLD_WRITERS = 4  # gold tables written at once (see build_gold)
 ZORDER_COLUMNS = ("agency", "week_start_date")
-WEEK = "week_start_date"  # the week column of every gold input and table with a `reach`
 SILVER_IDS = "silver_ids"  # gold commit metadata: the Delta table ids of the silver tables read
 
 

@@ -24,10 +24,9 @@ from nyc911lib.run.ingest import drop_legacy_checkpoint, legacy_checkpoint
 from nyc911lib.run.registry import CURRENT_SILVER, RunContext, table_keys
 from nyc911lib.schema import NATURAL_KEY
 from nyc911lib.transforms.quality import is_quarantined
-from nyc911lib.transforms.week_spans import spans_of, within_spans
+from nyc911lib.transforms.week_spans import WEEK, spans_of, within_spans
 
 log_ = logging.getLogger("nyc911")
-WEEK = "week_start_date"
 SILVER_TXN_PREFIX = "nyc911-silver-"  # + bronze's table id; the version is the bronze version
 
 

@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyspark.sql.functions as F
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 Span = tuple[dt.date, dt.date]  # [first, last] day, both included
-DAY, WEEK = dt.timedelta(days=1), dt.timedelta(days=7)
+WEEK = "week_start_date"  # the week column of silver and of every gold table of weekly rows
+ONE_DAY, ONE_WEEK = dt.timedelta(days=1), dt.timedelta(days=7)
 
 
-def merged(spans: Iterable[Span], join: dt.timedelta = DAY) -> tuple[Span, ...]:
+def merged(spans: Iterable[Span], join: dt.timedelta = ONE_DAY) -> tuple[Span, ...]:
     """The fewest sorted spans covering `spans` and no other day: overlapping and adjacent spans
     join (and spans whose starts lie at most `join` after the end of the one before)."""
     out: list[Span] = []
@@ -38,7 +39,7 @@ def merged(spans: Iterable[Span], join: dt.timedelta = DAY) -> tuple[Span, ...]:
 
 def spans_of(weeks: Iterable[dt.date]) -> tuple[Span, ...]:
     """Week start dates -> spans covering them (consecutive weeks, 7 days apart, make one span)."""
-    return merged(((w, w) for w in weeks), join=WEEK)
+    return merged(((w, w) for w in weeks), join=ONE_WEEK)
 
 
 def plus_years(day: dt.date, years: int) -> dt.date:
@@ -63,7 +64,7 @@ class WeekReach:
         out = []
         for low, high in changed:
             for years, first, last in self.windows:
-                leap = DAY if years else dt.timedelta(0)
+                leap = ONE_DAY if years else dt.timedelta(0)
                 out.append(
                     (
                         plus_years(low - dt.timedelta(days=last), years) - leap,
@@ -77,7 +78,7 @@ class WeekReach:
         out = []
         for low, high in outputs:
             for years, first, last in self.windows:
-                leap = DAY if years else dt.timedelta(0)
+                leap = ONE_DAY if years else dt.timedelta(0)
                 out.append(
                     (
                         plus_years(low, -years) + dt.timedelta(days=first) - leap,
@@ -87,24 +88,30 @@ class WeekReach:
         return merged(out)
 
 
-def outside_spans(spans: Iterable[Span], column: str = "week_start_date") -> Callable[[DataFrame], DataFrame]:
-    """Keep the rows whose `column` lies in none of `spans` (or is NULL)."""
+def _in_spans(spans: Iterable[Span], column: str) -> Column | None:
+    """TRUE for a `column` (a date) in one of `spans`; None for no span. (>= and <= rather than
+    `between`: SQLFrame writes a `between` of date literals with aliases DuckDB cannot parse.)"""
     each = [(F.col(column) >= F.lit(low)) & (F.col(column) <= F.lit(high)) for low, high in spans]
+    return functools.reduce(operator.or_, each) if each else None
+
+
+def outside_spans(spans: Iterable[Span], column: str = WEEK) -> Callable[[DataFrame], DataFrame]:
+    """Keep the rows whose `column` lies in none of `spans` (or is NULL)."""
+    spans = tuple(spans)
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.where(~functools.reduce(operator.or_, each) | F.col(column).isNull()) if each else df
+        inside = _in_spans(spans, column)
+        return df if inside is None else df.where(~inside | F.col(column).isNull())
 
     return transform
 
 
-def within_spans(spans: Iterable[Span], column: str = "week_start_date") -> Callable[[DataFrame], DataFrame]:
+def within_spans(spans: Iterable[Span], column: str = WEEK) -> Callable[[DataFrame], DataFrame]:
     """Keep the rows whose `column` (a date) lies in one of `spans` (none: no row)."""
-
-    # >= and <= rather than `between`: SQLFrame writes a `between` of date literals with aliases
-    # DuckDB cannot parse.
-    each = [(F.col(column) >= F.lit(low)) & (F.col(column) <= F.lit(high)) for low, high in spans]
+    spans = tuple(spans)
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.where(functools.reduce(operator.or_, each) if each else F.lit(False))
+        inside = _in_spans(spans, column)
+        return df.where(F.lit(False) if inside is None else inside)
 
     return transform
