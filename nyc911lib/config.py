@@ -78,6 +78,10 @@ class PerformanceSettings:
     - The duckdb engine's DuckDB holds at most `duckdb_memory_limit_gb` and spills the rest to
       `<warehouse>/.duckdb-spill` (DuckDB's own defaults are 80 % of the machine's memory and a
       `.tmp` folder in whatever directory the command was started from).
+    - Gold recomputes only the weeks a publication reaches when silver's `e2e_weekly` holds
+      `weeks_gold_min_mb` or more (0: always); below that it rebuilds all of gold, which is
+      cheaper there: planning the week ranges costs more than the few rows saved (see README,
+      Performance, for the measurements).
     """
 
     whole_file_max_mb: float = 64.0
@@ -86,6 +90,11 @@ class PerformanceSettings:
     zorder_min_mb: float = 128.0
     quick_start_max_mb: float = 100.0
     duckdb_memory_limit_gb: float = 4.0
+    weeks_gold_min_mb: float = 8.0
+
+
+# Performance settings for which 0 is meaningful (the others must be positive).
+PERFORMANCE_ZERO_ALLOWED = ("weeks_gold_min_mb",)
 
 
 @dataclass(frozen=True)
@@ -341,8 +350,15 @@ def _check_environment(env: dict[str, Any], name: str, path: Path) -> None:
 
 def _performance(values: dict[str, Any], path: Path) -> PerformanceSettings:
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ParamsError(f"{path}: performance.{key} must be a positive number, got {value!r}")
+        zero_allowed = key in PERFORMANCE_ZERO_ALLOWED
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value < 0
+            or (value == 0 and not zero_allowed)
+        ):
+            kind = "a number (0 or more)" if zero_allowed else "a positive number"
+            raise ParamsError(f"{path}: performance.{key} must be {kind}, got {value!r}")
     if "min_shuffle_partitions" in values and not isinstance(values["min_shuffle_partitions"], int):
         raise ParamsError(
             f"{path}: performance.min_shuffle_partitions must be a whole number, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -104,6 +105,12 @@ def params():
 def warehouse_params(params, tmp_path):
     """Default params writing to a fresh temporary warehouse."""
     return params.with_warehouse(tmp_path / "warehouse")
+
+
+def by_weeks(params):
+    """`params` whose gold recomputes by weeks however small silver is (the default rebuilds a
+    1x silver whole: `performance.weeks_gold_min_mb`), for the tests of that path."""
+    return replace(params, performance=replace(params.performance, weeks_gold_min_mb=0))
 
 
 def fixture_path(name: str) -> Path:

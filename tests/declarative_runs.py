@@ -29,6 +29,7 @@ from engine_runs import (  # as a script: tests/ is on sys.path
     SAMPLE_NAME,
     SECOND_NAME,
     land_as,
+    params_copy,
     run_env,
 )
 
@@ -48,15 +49,7 @@ def nyc911(*args: str, log_dir: Path) -> subprocess.CompletedProcess:
 
 def params_for(warehouse: Path) -> Path:
     """A params file whose reports go beside the warehouse (never into the repository)."""
-    text = (REPO / "params" / "default.yaml").read_text(encoding="utf-8")
-    folder = warehouse.parent / f"{warehouse.name}-params"
-    folder.mkdir(exist_ok=True)
-    for name in ("sla_rules.yaml", "quality_rules.yaml"):
-        (folder / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    text = text.replace("reports_dir: ../reports", f"reports_dir: {warehouse}-reports")
-    path = folder / "default.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return params_copy(warehouse.parent / f"{warehouse.name}-params", reports_dir=f"{warehouse}-reports")
 
 
 def build(root: Path, references: dict[str, str]) -> dict[str, list[str]]:

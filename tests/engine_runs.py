@@ -22,7 +22,7 @@ plan: {"engine": "duckdb"|"spark", "steps": [step, ...]}, a step being {"warehou
 [[from, to], ...], "mark": file}. Each step waits until the `wait` files exist (marks of the other
 engine's process, whose warehouse it continues), lands its files in W/landing (as `land_as`);
 with `kill_at` (a point of nyc911lib.run.faults, `+<seconds>` allowed) it first runs `nyc911 run`
-on W in a new process of the same engine (local: never on NYC911_MASTER's cluster, whose cores
+(with `args`) on W in a new process of the same engine (local: never on NYC911_MASTER's cluster, whose cores
 this process holds) and kills that process and its JVM at once at that point, as a power cut
 would; then it calls
 `nyc911lib.run.cli.main(["run", "--engine", engine, "--runner", "inline", "--warehouse", W, *args])`
@@ -93,6 +93,21 @@ SECOND_NAME = f"{SECOND_STAMP}__file__nyc911_e2e_through_2025-12-22.csv"
 def reports_dir(warehouse: Path) -> Path:
     """Where a step's run on `warehouse` writes its reports: beside it, `<warehouse>-reports`."""
     return warehouse.parent / f"{warehouse.name}-reports"
+
+
+def params_copy(folder: Path, **changes) -> Path:
+    """A copy of the project's params in `folder` (the rule files beside it) with `changes`: a
+    value replaces the top-level setting, a dict updates that section (e.g. performance={...});
+    returns its default.yaml."""
+    folder.mkdir(parents=True, exist_ok=True)
+    values = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        values[key] = {**values[key], **value} if isinstance(value, dict) else value
+    for name in (values["sla_rules_file"], values["quality_rules_file"]):
+        shutil.copyfile(PARAMS_FILE.parent / name, folder / name)
+    path = folder / PARAMS_FILE.name
+    path.write_text(yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def land_as(source: Path, warehouse: Path, name: str) -> Path:
@@ -408,7 +423,7 @@ def _wait_for(files: list[str], timeout: float = 1800) -> None:
 KILL_TIMEOUT_S = 600
 
 
-def _killed_at(engine: str, warehouse: Path, point: str, log_dir: Path) -> None:
+def _killed_at(engine: str, warehouse: Path, point: str, log_dir: Path, args: list[str]) -> None:
     """`nyc911 run` on `warehouse` in a new process group, killed (SIGKILL to the group: the CLI and
     its JVM) at `point`; AssertionError when the run ends or fails before it."""
     mark = log_dir / f"killed-{warehouse.name}.mark"
@@ -416,7 +431,7 @@ def _killed_at(engine: str, warehouse: Path, point: str, log_dir: Path) -> None:
     env.update(
         NYC911_KILL_AT=point, NYC911_FAULT_MARK=str(mark), NYC911_SPARK_LOG=str(log_dir / "killed-driver.log")
     )
-    argv = ["run", "--engine", engine, "--runner", "inline", "--warehouse", str(warehouse)]
+    argv = ["run", "--engine", engine, "--runner", "inline", "--warehouse", str(warehouse), *args]
     with (log_dir / f"killed-{warehouse.name}.log").open("wb") as out:
         run = subprocess.Popen(
             [sys.executable, "-m", "nyc911lib.run.cli", *argv],
@@ -458,7 +473,8 @@ def _main(plan_file: str) -> int:
             land_as(Path(source), warehouse, name)
         os.environ["NYC911_REPORTS_DIR"] = str(reports_dir(warehouse))
         if step.get("kill_at"):
-            _killed_at(plan["engine"], warehouse, step["kill_at"], Path(plan_file).parent)
+            args = step.get("args", [])
+            _killed_at(plan["engine"], warehouse, step["kill_at"], Path(plan_file).parent, args)
             print(f"=== step {number}: a run killed at {step['kill_at']}", flush=True)
         argv = ["run", "--engine", plan["engine"], "--runner", "inline", "--warehouse", str(warehouse)]
         argv += step.get("args", [])

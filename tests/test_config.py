@@ -128,8 +128,10 @@ def _params_with_section(tmp_path: Path, block: str) -> Path:
     return path
 
 
-def test_performance_settings_are_read_and_default():
-    assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0)
+def test_performance_settings_are_read_and_default(tmp_path):
+    assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0, 100.0, 4.0, 8.0)
+    path = _params_with_section(tmp_path, "performance:\n  weeks_gold_min_mb: 0\n  zorder_min_mb: 64")
+    assert load_params(path).performance == PerformanceSettings(zorder_min_mb=64.0, weeks_gold_min_mb=0.0)
 
 
 def test_retention_settings_are_read_and_default(tmp_path):
@@ -169,7 +171,11 @@ def test_response_time_settings_are_read_and_default(tmp_path):
             "performance:\n  whole_file_mb: 10",
             "unknown performance settings ['whole_file_mb']; known: "
             "['duckdb_memory_limit_gb', 'min_shuffle_partitions', 'quick_start_max_mb', "
-            "'shuffle_partition_mb', 'whole_file_max_mb', 'zorder_min_mb']",
+            "'shuffle_partition_mb', 'weeks_gold_min_mb', 'whole_file_max_mb', 'zorder_min_mb']",
+        ),
+        (
+            "performance:\n  weeks_gold_min_mb: -1",
+            "performance.weeks_gold_min_mb must be a number (0 or more), got -1",
         ),
         (
             "performance:\n  whole_file_max_mb: 0",

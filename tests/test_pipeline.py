@@ -17,6 +17,7 @@ from conftest import (
     RUN_SPECIFIC,
     assert_same_rows,
     assert_same_summary,
+    by_weeks,
     delta_frame,
     run_once,
     table_versions,
@@ -41,7 +42,7 @@ from nyc911lib import (
     read_table,
     run_layers,
 )
-from nyc911lib.config import Params, RetentionSettings
+from nyc911lib.config import Params, PerformanceSettings, RetentionSettings
 from nyc911lib.io import storage
 from nyc911lib.io.delta_rs import commit_times, read_arrow
 from nyc911lib.io.storage import (
@@ -52,7 +53,7 @@ from nyc911lib.io.storage import (
     table_version,
 )
 from nyc911lib.report.build import report_is_current
-from nyc911lib.run.gold_run import SILVER_IDS, changed_weeks, gold_is_current
+from nyc911lib.run.gold_run import SILVER_IDS, changed_weeks, gold_is_current, weeks_pay_off
 from nyc911lib.run.landing import land_file
 from nyc911lib.run.layers import nothing_to_do
 from nyc911lib.run.registry import table_keys
@@ -352,9 +353,10 @@ def _revise_ems_week(source, out, week="12/23/2024", extra=1000):
 @pytest.fixture(scope="module")
 def restated(spark, params, tmp_path_factory):
     """Two publications of one (synthetic) export, run one after the other: the sample, then its
-    EMS rows of one week revised. The warehouse is read only; a test that changes it copies it."""
+    EMS rows of one week revised (gold recomputes by weeks). The warehouse is read only; a test
+    that changes it copies it."""
     folder = tmp_path_factory.mktemp("restated")
-    wh = params.with_warehouse(folder / "warehouse")
+    wh = by_weeks(params).with_warehouse(folder / "warehouse")
     source = write_sample(folder / "first.csv")
     first = run_once(spark, wh, source)
     week_rows, revised = _revise_ems_week(source, folder / "second.csv")
@@ -450,6 +452,23 @@ def test_gold_finds_the_weeks_a_new_publication_changed_in_silver(spark, restate
     other_silver = {**built, SILVER_IDS: {**built[SILVER_IDS], "e2e_weekly": "another-table"}}
     assert changed_weeks(spark, wh, other_silver) is None
     assert changed_weeks(spark, wh, {**built, "sla_rules": []}) is None
+    # With the default performance.weeks_gold_min_mb, this silver is too small to pay off.
+    build_gold(spark, replace(wh, performance=PerformanceSettings()))
+    assert last_commit_metadata(spark, wh, "gold", "kpi_summary")["build"] == "whole"
+
+
+@pytest.mark.parametrize(
+    ("of_silver", "pays_off"), [(0.0, True), (0.5, True), (1.0, True), (2.0, False), (None, False)]
+)
+def test_gold_recomputes_by_weeks_from_a_silver_of_the_minimum_size(spark, restated, of_silver, pays_off):
+    """`weeks_pay_off` with performance.weeks_gold_min_mb at a multiple of silver's size (None: the
+    default 8 MB, over the sample's silver): 0 means always."""
+    wh = restated[0]
+    size_mb = storage.table_size_bytes(spark, wh, "silver", "e2e_weekly") / 2**20
+    assert 0 < size_mb < PerformanceSettings().weeks_gold_min_mb
+    default = PerformanceSettings()
+    settings = default if of_silver is None else replace(default, weeks_gold_min_mb=size_mb * of_silver)
+    assert weeks_pay_off(spark, replace(wh, performance=settings)) is pays_off
 
 
 def test_full_refresh_equals_the_incremental_result(spark, restated, tmp_path):

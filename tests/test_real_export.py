@@ -17,6 +17,7 @@ from conftest import (
     REAL_2025,
     RUN_SPECIFIC,
     assert_same_rows,
+    by_weeks,
     delta_frame,
     real_export,
     run_once,
@@ -256,7 +257,7 @@ def test_loading_2023_then_2025_equals_loading_2025_alone(spark, params, real_ru
     """Two weekly runs, each landing one publication: silver and every gold table converge to the
     2025 export alone; restatements lists exactly the revised rows (pandas, from the raw CSVs)."""
     wh_alone = real_run[0]
-    wh = params.with_warehouse(tmp_path / "warehouse")
+    wh = by_weeks(params).with_warehouse(tmp_path / "warehouse")
     first = run_once(spark, wh, real_export(REAL_2023), run_id="real-2023")
     second = run_once(spark, wh, REAL_2025, run_id="real-2025")
     counts = ("rows_bronze", "rows_silver", "rows_unchanged", "rows_superseded", "rows_quarantined")
@@ -360,7 +361,7 @@ def test_a_five_week_publication_recomputes_only_the_weeks_it_reaches(spark, rea
     kpi_weekly and the anomaly weeks they reach, rebuilds the rest of gold from them, and ends
     equal, table by table, to all of gold built again from the same silver."""
     shutil.copytree(real_run[0].warehouse, tmp_path / "warehouse")
-    wh = real_run[0].with_warehouse(tmp_path / "warehouse")
+    wh = by_weeks(real_run[0]).with_warehouse(tmp_path / "warehouse")
     weeks, rows, revised = _five_week_publication(REAL_2025, tmp_path / "five_weeks.csv")
     (batch,) = run_once(spark, wh, tmp_path / "five_weeks.csv", run_id="real-5w").accounting
     assert (batch["rows_bronze"], batch["rows_replaced"]) == (rows, revised)

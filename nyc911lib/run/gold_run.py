@@ -4,13 +4,14 @@ kpi_weekly is written first (in full, or a week range of it); every other gold e
 from it and the silver tables and written from a few threads at once; kpi_summary, the registry's
 last gold entry, is written last, and its commit records what gold was built from.
 
-When gold was last built whole from the same silver tables and rules, only the weeks that the
-new publications reach are recomputed: for each table of weekly rows with a `reach` in the
-registry, every week that reads a week of the silver rows the publications added or revised (its
-own week; for anomalies also the same weeks of the next years, for the response time the weeks
-whose trailing or year-earlier periods hold it). Those weeks are replaced in one commit per table
-(a ranged overwrite); the other tables (monthly, summaries, the headline, SLA streaks, data
-quality) are rebuilt whole from them, as in a full build.
+When gold was last built whole from the same silver tables and rules, and silver is big enough
+for it to pay off (`weeks_pay_off`), only the weeks that the new publications reach are
+recomputed: for each table of weekly rows with a `reach` in the registry, every week that reads
+a week of the silver rows the publications added or revised (its own week; for anomalies also
+the same weeks of the next years, for the response time the weeks whose trailing or year-earlier
+periods hold it). Those weeks are replaced in one commit per table (a ranged overwrite); the
+other tables (monthly, summaries, the headline, SLA streaks, data quality) are rebuilt whole
+from them, as in a full build.
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ def changed_weeks(spark: SparkSession, params: Params, building: dict) -> tuple[
     return spans_of(r[0] for r in touched.collect())
 
 
+def weeks_pay_off(spark: SparkSession, params: Params) -> bool:
+    """Whether silver is big enough (`performance.weeks_gold_min_mb`) for gold to recompute only
+    the weeks a publication reaches; on a smaller silver a whole rebuild is cheaper (planning the
+    week ranges of every table costs more than the rows it saves)."""
+    limit = params.performance.weeks_gold_min_mb * 2**20
+    return limit == 0 or storage.table_size_bytes(spark, params, "silver", "e2e_weekly") >= limit
+
+
 def _ranges(spans: tuple[Span, ...]) -> tuple[DateRange, ...]:
     return tuple(DateRange(WEEK, low, high) for low, high in spans)
 
@@ -160,11 +169,11 @@ def build_gold(
     """Bring gold up to date with silver and return the summary row as a dict.
 
     Without a range, gold is left untouched when its inputs did not change since gold was built;
-    else the weeks new publications reached are recomputed (`changed_weeks`), or, when that cannot
-    be told (or `force`), all of gold. With `date_from`/`date_to` (a backfill, e.g. after an
-    SLA rule change) only those weeks of kpi_weekly are recomputed (Delta replaceWhere); every
-    other gold table is then recomputed from the whole of kpi_weekly and silver, so all gold
-    tables always describe the same rows.
+    else the weeks new publications reached are recomputed (`changed_weeks`), or all of gold when
+    that cannot be told, does not pay off on a small silver (`weeks_pay_off`), or with `force`.
+    With `date_from`/`date_to` (a backfill, e.g. after an SLA rule change) only those weeks of
+    kpi_weekly are recomputed (Delta replaceWhere); every other gold table is then recomputed
+    from the whole of kpi_weekly and silver, so all gold tables always describe the same rows.
     """
     ranged = date_from is not None or date_to is not None
     last = gold_state_table()
@@ -173,7 +182,8 @@ def build_gold(
         return storage.read_table(spark, params, "gold", last).first().asDict()
     state = {**gold_state(spark, params), "scope": "range" if ranged else "all"}
     metadata = {**state, SILVER_IDS: _silver_ids(spark, params)}
-    changed = None if ranged or force else changed_weeks(spark, params, metadata)
+    by_weeks = not ranged and not force and weeks_pay_off(spark, params)
+    changed = changed_weeks(spark, params, metadata) if by_weeks else None
     metadata["build"] = "whole" if changed is None else "weeks"
     if changed is not None:
         log_.info("gold: recomputing the weeks new publications reach: %s", changed)
