@@ -82,6 +82,11 @@ class PerformanceSettings:
       `weeks_gold_min_mb` or more (0: always); below that it rebuilds all of gold, which is
       cheaper there: planning the week ranges costs more than the few rows saved (see README,
       Performance, for the measurements).
+    - On the duckdb engine, a whole build computes each gold table of weekly rows (those with a
+      `reach` in the registry) in pieces of consecutive weeks holding about `duckdb_gold_piece_mb`
+      of silver each, one piece after the other, each from the input weeks it reads: at 1,000x the
+      export the anomaly baseline's join of all weeks at once (420 M pairs) ran out of DuckDB's
+      memory. Spark's shuffles spill by partition and take each table whole.
     """
 
     whole_file_max_mb: float = 64.0
@@ -91,6 +96,7 @@ class PerformanceSettings:
     quick_start_max_mb: float = 100.0
     duckdb_memory_limit_gb: float = 4.0
     weeks_gold_min_mb: float = 8.0
+    duckdb_gold_piece_mb: float = 64.0
 
 
 # Performance settings for which 0 is meaningful (the others must be positive).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from dataclasses import replace
 
 import pandas as pd
 import pyspark.sql.functions as F
@@ -26,8 +27,10 @@ from conftest import (
 from deltalake import DeltaTable
 
 from nyc911lib import build_gold, read_table
-from nyc911lib.io.storage import last_commit_metadata, table_name
+from nyc911lib.io.storage import last_commit_metadata, table_name, table_size_bytes
 from nyc911lib.run.cli import main
+from nyc911lib.run.gold_run import whole_pieces
+from nyc911lib.transforms.week_spans import ALL_DAYS
 
 pytestmark = pytest.mark.e2e
 AGENCY_CODES = {"EMS": "EMS", "FDNY": "FDNY", "NYPD": "NYPD", "NYPD (Non-CIP)": "NYPD_NON_CIP"}
@@ -377,5 +380,24 @@ def test_a_five_week_publication_recomputes_only_the_weeks_it_reaches(spark, rea
         assert_same_rows(
             delta_frame(wh, "gold", key, drop=RUN_SPECIFIC),
             delta_frame(rebuilt, "gold", key, drop=RUN_SPECIFIC),
+            label=key,
+        )
+
+
+def test_a_whole_gold_built_in_pieces_of_weeks_equals_gold_built_at_once(spark, real_run, tmp_path):
+    """A whole build on the duckdb engine computes each gold table of weekly rows in pieces of
+    consecutive weeks (`performance.duckdb_gold_piece_mb` of silver each): with a quarter of
+    silver's size, four pieces, and every gold table equal to the build of each table at once."""
+    shutil.copytree(real_run[0].warehouse, tmp_path / "warehouse")
+    wh = real_run[0].with_warehouse(tmp_path / "warehouse")
+    quarter_mb = table_size_bytes(spark, wh, "silver", "e2e_weekly") / 2**20 / 4
+    pieced = replace(wh, performance=replace(wh.performance, duckdb_gold_piece_mb=quarter_mb))
+    assert len(whole_pieces(spark, pieced, read_table(spark, wh, "gold", "kpi_weekly"))) == 4
+    assert whole_pieces(spark, wh, read_table(spark, wh, "gold", "kpi_weekly")) == (ALL_DAYS,)
+    build_gold(spark, pieced, force=True)
+    for key in wh.tables["gold"]:
+        assert_same_rows(
+            delta_frame(wh, "gold", key, drop=RUN_SPECIFIC),
+            delta_frame(real_run[0], "gold", key, drop=RUN_SPECIFIC),
             label=key,
         )

@@ -6,7 +6,15 @@ import datetime as dt
 
 import pytest
 
-from nyc911lib.transforms.week_spans import WeekReach, merged, plus_years, spans_of, within_spans
+from nyc911lib.transforms.week_spans import (
+    ALL_DAYS,
+    WeekReach,
+    merged,
+    pieces,
+    plus_years,
+    spans_of,
+    within_spans,
+)
 
 D = dt.date
 
@@ -43,6 +51,30 @@ def test_overlapping_and_adjacent_spans_merge_and_others_stay_apart():
         (D(2025, 1, 1), D(2025, 1, 10)),
         (D(2025, 1, 17), D(2025, 1, 17)),
     )
+
+
+W1, W2, W3, W4 = D(2024, 1, 1), D(2024, 1, 8), D(2024, 1, 15), D(2024, 1, 22)
+FIRST, LAST = ALL_DAYS
+
+
+@pytest.mark.parametrize(
+    ("rows_per_week", "count", "expected"),
+    [
+        ({W1: 10, W2: 10, W3: 10, W4: 10}, 1, (ALL_DAYS,)),
+        ({}, 3, (ALL_DAYS,)),
+        ({W4: 10, W1: 10, W3: 10, W2: 10}, 2, ((FIRST, D(2024, 1, 14)), (W3, LAST))),
+        (
+            {W1: 10, W2: 10, W3: 10, W4: 10},
+            9,
+            ((FIRST, D(2024, 1, 7)), (W2, D(2024, 1, 14)), (W3, D(2024, 1, 21)), (W4, LAST)),
+        ),
+        ({W1: 100, W2: 1, W3: 1, W4: 1}, 2, ((FIRST, D(2024, 1, 7)), (W2, LAST))),
+        ({W1: 1, W2: 1, W3: 1, W4: 100}, 2, ((FIRST, D(2024, 1, 21)), (W4, LAST))),
+    ],
+    ids=["one", "no-rows", "halves-unsorted", "at-most-one-per-week", "heavy-first", "heavy-last"],
+)
+def test_pieces_cover_every_day_in_consecutive_spans_of_about_equal_rows(rows_per_week, count, expected):
+    assert pieces(rows_per_week, count) == expected
 
 
 @pytest.mark.parametrize(

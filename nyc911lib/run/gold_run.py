@@ -17,7 +17,9 @@ from them, as in a full build.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import pyspark.sql.functions as F
@@ -32,7 +34,15 @@ from nyc911lib.run.faults import fault_point
 from nyc911lib.run.registry import RunContext, entry, layer_entries, table_keys
 from nyc911lib.run.silver_run import size_shuffles_to_bronze
 from nyc911lib.transforms.sla import sla_rules_table
-from nyc911lib.transforms.week_spans import WEEK, Span, outside_spans, spans_of, within_spans
+from nyc911lib.transforms.week_spans import (
+    ALL_DAYS,
+    WEEK,
+    Span,
+    outside_spans,
+    pieces,
+    spans_of,
+    within_spans,
+)
 
 log_ = logging.getLogger("nyc911")
 GOLD_WRITERS = 4  # gold tables written at once (see build_gold)
@@ -129,6 +139,17 @@ def weeks_pay_off(spark: SparkSession, params: Params) -> bool:
     return limit == 0 or storage.table_size_bytes(spark, params, "silver", "e2e_weekly") >= limit
 
 
+def whole_pieces(spark: SparkSession, params: Params, weekly: DataFrame) -> tuple[Span, ...]:
+    """The consecutive week spans a whole build computes each gold table of weekly rows in, one
+    after the other: on the duckdb engine, pieces of `kpi_weekly`'s weeks (`weekly`) of about
+    `performance.duckdb_gold_piece_mb` of silver each; else all days at once."""
+    piece = params.performance.duckdb_gold_piece_mb * 2**20
+    count = math.ceil(storage.table_size_bytes(spark, params, "silver", "e2e_weekly") / piece)
+    if engine.name() != "duckdb" or count <= 1:
+        return (ALL_DAYS,)
+    return pieces({r[0]: r[1] for r in weekly.groupBy(WEEK).count().collect()}, count)
+
+
 def _ranges(spans: tuple[Span, ...]) -> tuple[DateRange, ...]:
     return tuple(DateRange(WEEK, low, high) for low, high in spans)
 
@@ -210,7 +231,8 @@ def build_gold(
     # Spark they are written from a few threads at once (each still its own atomic commit with
     # the same state). SQLFrame's session is not thread-safe, and each DuckDB write takes
     # milliseconds: one after the other there.
-    writes = _derived(spark, params, frames, run, changed)
+    whole = whole_pieces(spark, params, frames["kpi_weekly"]) if changed is None else (ALL_DAYS,)
+    writes = _derived(spark, params, frames, run, changed, whole=whole)
     fault_point("gold.parallel_writes")
     writers = GOLD_WRITERS if engine.name() == "spark" else 1
     with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="gold") as pool:
@@ -242,17 +264,24 @@ def _derived(
     frames: dict[str, DataFrame],
     run: RunContext,
     changed: tuple[Span, ...] | None,
+    *,
+    whole: tuple[Span, ...],
 ) -> list[tuple[str, DataFrame, tuple[DateRange, ...] | None]]:
     """Build the gold entries after kpi_weekly and before the summary (views too: built once,
     read by the entries after them) into `frames`; return what to write: (key, frame, the week
-    ranges it replaces or None for the whole table)."""
+    ranges it replaces or None for the whole table). An entry with a `reach` built whole is
+    built in the pieces `whole` (`whole_pieces`), each computed before the next."""
     derived = [e for e in layer_entries("gold") if e.key not in ("kpi_weekly", gold_state_table())]
     read_later = {name for e in layer_entries("gold") for name in e.inputs}
     writes: list[tuple[str, DataFrame, tuple[DateRange, ...] | None]] = []
     for e in derived:
         weeks = _weeks_of(e.key, params, changed)
         if weeks is None:
-            frames[e.key] = executor.build(e.key, frames, run)
+            if e.reach is not None and len(whole) > 1:
+                parts = [engine.materialize(_build_weeks(e.key, frames, run, (p,))) for p in whole]
+                frames[e.key] = functools.reduce(DataFrame.unionByName, parts)
+            else:
+                frames[e.key] = executor.build(e.key, frames, run)
             writes.append((e.key, frames[e.key], None))
             continue
         part = _build_weeks(e.key, frames, run, weeks)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pyspark.sql.functions as F
@@ -40,6 +40,23 @@ def merged(spans: Iterable[Span], join: dt.timedelta = ONE_DAY) -> tuple[Span, .
 def spans_of(weeks: Iterable[dt.date]) -> tuple[Span, ...]:
     """Week start dates -> spans covering them (consecutive weeks, 7 days apart, make one span)."""
     return merged(((w, w) for w in weeks), join=ONE_WEEK)
+
+
+# Every day a table of this project can hold, with room for a reach to move it by years and days.
+ALL_DAYS: Span = (dt.date(1000, 1, 1), dt.date(9000, 12, 31))
+
+
+def pieces(rows_per_week: Mapping[dt.date, int], count: int) -> tuple[Span, ...]:
+    """At most `count` consecutive spans covering `ALL_DAYS`, cut at weeks of `rows_per_week` so
+    that each holds about the same number of its rows (a week is never split)."""
+    total, seen, cuts = sum(rows_per_week.values()), 0, []
+    for week in sorted(rows_per_week):
+        rows = rows_per_week[week]
+        if len(cuts) < count - 1 and seen > 0 and seen + rows > total * (len(cuts) + 1) / count:
+            cuts.append(week)  # this week would take the piece past its share: the next one starts
+        seen += rows
+    lows, highs = [ALL_DAYS[0], *cuts], [*(cut - ONE_DAY for cut in cuts), ALL_DAYS[1]]
+    return tuple(zip(lows, highs, strict=True))
 
 
 def plus_years(day: dt.date, years: int) -> dt.date:
