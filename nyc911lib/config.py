@@ -77,7 +77,10 @@ class PerformanceSettings:
       is smaller.
     - The duckdb engine's DuckDB holds at most `duckdb_memory_limit_gb` and spills the rest to
       `<warehouse>/.duckdb-spill` (DuckDB's own defaults are 80 % of the machine's memory and a
-      `.tmp` folder in whatever directory the command was started from).
+      `.tmp` folder in whatever directory the command was started from). DuckDB fills its limit
+      before it spills, and about 2 GB more sit outside it at 1,000x the export (pyarrow's
+      read-ahead of the Delta files it scans, delta-rs's writer): 3 GB keeps the process tree
+      under 6 GB there (4 GB peaked at 6.18 GB in silver).
     - Gold recomputes only the weeks a publication reaches when silver's `e2e_weekly` holds
       `weeks_gold_min_mb` or more (0: always); below that it rebuilds all of gold, which is
       cheaper there: planning the week ranges costs more than the few rows saved (see README,
@@ -94,7 +97,7 @@ class PerformanceSettings:
     min_shuffle_partitions: int = 4
     zorder_min_mb: float = 128.0
     quick_start_max_mb: float = 100.0
-    duckdb_memory_limit_gb: float = 4.0
+    duckdb_memory_limit_gb: float = 3.0
     weeks_gold_min_mb: float = 8.0
     duckdb_gold_piece_mb: float = 64.0
 

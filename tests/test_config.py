@@ -129,7 +129,7 @@ def _params_with_section(tmp_path: Path, block: str) -> Path:
 
 
 def test_performance_settings_are_read_and_default(tmp_path):
-    assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0, 100.0, 4.0, 8.0)
+    assert load_params().performance == PerformanceSettings(64.0, 64.0, 4, 128.0, 100.0, 3.0, 8.0)
     path = _params_with_section(tmp_path, "performance:\n  weeks_gold_min_mb: 0\n  zorder_min_mb: 64")
     assert load_params(path).performance == PerformanceSettings(zorder_min_mb=64.0, weeks_gold_min_mb=0.0)
 
