@@ -170,8 +170,9 @@ def test_response_time_settings_are_read_and_default(tmp_path):
         (
             "performance:\n  whole_file_mb: 10",
             "unknown performance settings ['whole_file_mb']; known: "
-            "['duckdb_memory_limit_gb', 'min_shuffle_partitions', 'quick_start_max_mb', "
-            "'shuffle_partition_mb', 'weeks_gold_min_mb', 'whole_file_max_mb', 'zorder_min_mb']",
+            "['duckdb_gold_piece_mb', 'duckdb_memory_limit_gb', 'min_shuffle_partitions', "
+            "'quick_start_max_mb', 'shuffle_partition_mb', 'weeks_gold_min_mb', 'whole_file_max_mb', "
+            "'zorder_min_mb']",
         ),
         (
             "performance:\n  weeks_gold_min_mb: -1",

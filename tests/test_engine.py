@@ -66,4 +66,4 @@ def test_duckdb_memory_limit_and_spill_folder_come_from_the_params(spark, params
         )
     finally:
         engine.session(params=params)
-    assert engine.connection().execute(settings).fetchall()[0][0] == "4.0 GiB"
+    assert engine.connection().execute(settings).fetchall()[0][0] == "3.0 GiB"
