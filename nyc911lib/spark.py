@@ -16,7 +16,12 @@ from pyspark.sql import SparkSession
 
 from nyc911lib.config import PerformanceSettings
 from nyc911lib.engine import is_databricks, require_java
-from nyc911lib.spark_conf import LOCAL_CONF, QUICK_START_JAVA_OPTIONS, delta_jars
+from nyc911lib.spark_conf import (
+    LARGE_INPUT_DRIVER_MEMORY,
+    LOCAL_CONF,
+    QUICK_START_JAVA_OPTIONS,
+    delta_jars,
+)
 
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
 
@@ -86,6 +91,8 @@ def _get_or_create(app_name: str, quick_start: bool) -> SparkSession:
     builder = builder.config("spark.driver.extraJavaOptions", java_options)
     if quick_start:  # a cluster's executors (NYC911_MASTER) live as short as the driver
         builder = builder.config("spark.executor.extraJavaOptions", QUICK_START_JAVA_OPTIONS)
+    else:
+        builder = builder.config("spark.driver.memory", LARGE_INPUT_DRIVER_MEMORY)
     jars = delta_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(str(p) for p in jars))
@@ -106,7 +113,11 @@ def shuffle_partitions_for(data_bytes: int, settings: PerformanceSettings) -> in
 
 def size_shuffles(spark: SparkSession, data_bytes: int, settings: PerformanceSettings) -> int:
     """Set the session's shuffle partitions for `data_bytes` of input, unless the user fixed them
-    with NYC911_SHUFFLE_PARTITIONS; return the partitions now in force."""
+    with NYC911_SHUFFLE_PARTITIONS, and its file splits to `shuffle_partition_mb`; return the
+    shuffle partitions now in force."""
     if "NYC911_SHUFFLE_PARTITIONS" not in os.environ:
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffle_partitions_for(data_bytes, settings)))
+    # Files are read in splits of the same size (Spark's default, 128 MB of Parquet, became
+    # 500-800 MB partitions of rows in memory at 1,000x the export).
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(int(settings.shuffle_partition_mb * 2**20)))
     return int(spark.conf.get("spark.sql.shuffle.partitions"))

@@ -49,3 +49,7 @@ def delta_jars(jars_dir: Path | None = None) -> list[Path]:
 # C1 alone also shrinks the JVM's code cache to 48 MB, which a run on the real export fills in two
 # minutes (the JVM then stops compiling): the cache keeps its usual size.
 QUICK_START_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
+
+# The local driver's heap for a larger input (the local executor runs in it): at 1,000x the
+# export a 2 GB heap ran out of space caching silver's partitions (Java heap space, after 31 min).
+LARGE_INPUT_DRIVER_MEMORY = "4g"

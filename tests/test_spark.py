@@ -37,8 +37,10 @@ def test_size_shuffles_sets_the_session_unless_the_user_fixed_it(spark, monkeypa
         monkeypatch.delenv("NYC911_SHUFFLE_PARTITIONS", raising=False)
         assert size_shuffles(spark, 1000 * MB, PerformanceSettings()) == 16
         assert spark.conf.get("spark.sql.shuffle.partitions") == "16"
+        assert spark.conf.get("spark.sql.files.maxPartitionBytes") == str(64 * MB)  # files split alike
         monkeypatch.setenv("NYC911_SHUFFLE_PARTITIONS", "3")
         spark.conf.set("spark.sql.shuffle.partitions", "3")
         assert size_shuffles(spark, 1000 * MB, PerformanceSettings()) == 3
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", before)
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
