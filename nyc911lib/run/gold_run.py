@@ -12,6 +12,10 @@ the same weeks of the next years, for the response time the weeks whose trailing
 periods hold it). Those weeks are replaced in one commit per table (a ranged overwrite); the
 other tables (monthly, summaries, the headline, SLA streaks, data quality) are rebuilt whole
 from them, as in a full build.
+
+A whole build on the duckdb engine computes each table of weekly rows in pieces of consecutive
+weeks once silver outgrows `performance.duckdb_gold_piece_mb` (`whole_pieces`): each piece from
+the input weeks its reach reads, one after the other, so DuckDB holds one piece's join at a time.
 """
 
 from __future__ import annotations
