@@ -452,9 +452,6 @@ def test_gold_finds_the_weeks_a_new_publication_changed_in_silver(spark, restate
     other_silver = {**built, SILVER_IDS: {**built[SILVER_IDS], "e2e_weekly": "another-table"}}
     assert changed_weeks(spark, wh, other_silver) is None
     assert changed_weeks(spark, wh, {**built, "sla_rules": []}) is None
-    # With the default performance.weeks_gold_min_mb, this silver is too small to pay off.
-    build_gold(spark, replace(wh, performance=PerformanceSettings()))
-    assert last_commit_metadata(spark, wh, "gold", "kpi_summary")["build"] == "whole"
 
 
 @pytest.mark.parametrize(
