@@ -17,6 +17,7 @@ makes before an engine starts (Java for Spark).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import os
@@ -25,7 +26,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +126,7 @@ def _activate_sqlframe() -> None:
     _state.connection = duckdb.connect()
     sqlframe.activate(engine="duckdb", conn=_state.connection)
     _name_ctes_without_collisions()
+    _copy_plans_without_waste()
 
 
 CTE_NAME_BYTES = 10  # 80 bits: two CTEs of one query share a name once in ~10^24 pairs
@@ -165,6 +169,67 @@ def _name_ctes_without_collisions() -> None:
 
 
 sqlframe_cte_hash: Any = None  # SQLFrame's own naming, once replaced (tests/test_engine.py)
+
+
+# The versions whose copying `_copy_plans_without_waste` was checked against (their source read):
+# another version keeps its own copying (slower, never wrong) until it is checked too.
+PLAN_COPY_CHECKED = {"sqlglot": "30.29.0", "sqlframe": "4.10.0"}
+_ATOMIC = frozenset({str, int, float, bool, type(None)})
+
+
+def fast_deepcopy(value: Any, memo: Any = None) -> Any:
+    """`copy.deepcopy`, without its per-item machinery for a dict or list of plain values (str,
+    int, float, bool, None), which it copies to an equal, independent container exactly as
+    deepcopy would (those values are immutable: deepcopy returns them as they are)."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) not in _ATOMIC or type(item) not in _ATOMIC:
+                return copy.deepcopy(value, memo)
+        return dict(value)
+    if kind is list:
+        for item in value:
+            if type(item) not in _ATOMIC:
+                return copy.deepcopy(value, memo)
+        return list(value)
+    return copy.deepcopy(value, memo)
+
+
+def _copy_plans_without_waste() -> None:
+    """Two exact speed-ups of SQLFrame's planning, which copies its plans (sqlglot trees) at every
+    DataFrame operation: on the built-in sample about half of a run's CPU was spent copying.
+
+    - sqlglot's node copy deep-copies each node's `meta` and `comments` with `copy.deepcopy`:
+      small dicts and lists of strings and numbers, copied by `fast_deepcopy` to the same result.
+    - SQLFrame's `DataFrame.copy(**changes)` copied every attribute, the plan too, then replaced
+      the ones in `changes`: it now copies only the attributes it keeps (the same frame results).
+
+    Applied only to the versions of PLAN_COPY_CHECKED (the ones whose code this mirrors)."""
+    import sqlglot  # noqa: PLC0415 - the duckdb engine only
+    import sqlglot.expressions.core as sqlglot_core  # noqa: PLC0415
+    from sqlframe.base.dataframe import BaseDataFrame  # noqa: PLC0415
+
+    if (sqlglot.__version__, version("sqlframe")) != tuple(PLAN_COPY_CHECKED.values()):
+        return
+    global sqlframe_frame_copy  # noqa: PLW0603 - kept for the test that compares the two
+    sqlframe_frame_copy = BaseDataFrame.copy
+    sqlglot_core.deepcopy = fast_deepcopy  # the name sqlglot's Expression.__deepcopy__ calls
+
+    def copy_of(self: Any, **changes: Any) -> Any:
+        # SQLFrame 4.10.0's BaseDataFrame.copy is `object_to_dict(self, **kwargs)` (each attribute
+        # `.copy()`-ed, else `copy.copy`-ed, then `kwargs` over them) with a new join_on_uuid.
+        changes["join_on_uuid"] = str(uuid.uuid4())
+        kept = {
+            k: v.copy() if hasattr(v, "copy") else copy.copy(v)
+            for k, v in vars(self).items()
+            if k not in changes
+        }
+        return self.__class__(**kept, **changes)
+
+    BaseDataFrame.copy = copy_of
+
+
+sqlframe_frame_copy: Any = None  # SQLFrame's own DataFrame.copy, once replaced (tests/test_engine.py)
 
 
 def connection() -> Any:

@@ -6,7 +6,7 @@ outcome against silver (`restatement_outcomes`) -> where each publication's rows
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import reduce
 
 import pyspark.sql.functions as F
@@ -24,9 +24,10 @@ _PRIORITY_PREFIX = r"^(\d+)\.\s*(.*)$"
 _NUMBER = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _text(df: DataFrame, column: SourceColumn) -> Column:
-    """The trimmed raw text of a source column, or NULL when the export lacks that column."""
-    if column.bronze_name in df.columns:
+def _text(present: Collection[str], column: SourceColumn) -> Column:
+    """The trimmed raw text of a source column, or NULL when the export lacks that column (not in
+    `present`, the bronze frame's columns: asked once, as asking re-analyses the frame's plan)."""
+    if column.bronze_name in present:
         return F.trim(F.col(column.bronze_name))
     return F.lit(None).cast("string")
 
@@ -103,27 +104,28 @@ def typed_e2e(
 
     def transform(bronze: DataFrame) -> DataFrame:
         by_name = {c.silver_name: c for c in SOURCE_COLUMNS}
-        type_text = _text(bronze, by_name["incident_type"])
+        present = bronze.columns
+        type_text = _text(present, by_name["incident_type"])
         numbers = {c.silver_name: c for c in (by_name["incidents"], *DURATION_COLUMNS)}
-        source_cols = [c for c in bronze.columns if not c.startswith("_")]
-        lineage = [c for c in LINEAGE_KEPT if c in bronze.columns]
+        source_cols = [c for c in present if not c.startswith("_")]
+        lineage = [c for c in LINEAGE_KEPT if c in present]
         # Two steps, so each value is parsed once: parse (keeping the texts of the numbers), then
         # list the values given but not parsed and the negative durations, and drop the texts.
         typed = {
-            "week_start_date": parse_week_start_date(_text(bronze, by_name["week_start_date"])),
-            "agency": to_agency(_text(bronze, by_name["agency"])),
+            "week_start_date": parse_week_start_date(_text(present, by_name["week_start_date"])),
+            "agency": to_agency(_text(present, by_name["agency"])),
             "priority": incident_priority(F.coalesce(type_text, F.lit(""))),
             "incident_type": to_type(type_text),
             "incident_type_source": type_text,
-            "incidents": parse_incidents(_text(bronze, by_name["incidents"])),
-            **{c.silver_name: parse_seconds(_text(bronze, c), c.kind) for c in DURATION_COLUMNS},
+            "incidents": parse_incidents(_text(present, by_name["incidents"])),
+            **{c.silver_name: parse_seconds(_text(present, c), c.kind) for c in DURATION_COLUMNS},
         }
         parsed = bronze.select(
             *[value.alias(name) for name, value in typed.items()],
             F.col("_corrupt_record"),
             *lineage,
             F.struct(*[F.col(c) for c in source_cols]).alias("_raw"),
-            *[_text(bronze, c).alias(f"_text_{name}") for name, c in numbers.items()],
+            *[_text(present, c).alias(f"_text_{name}") for name, c in numbers.items()],
         )
         unparsable = names_where(
             [(name, is_unparsable(F.col(f"_text_{name}"), F.col(name))) for name in numbers]
