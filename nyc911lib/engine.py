@@ -205,11 +205,10 @@ def _copy_plans_without_waste() -> None:
       the ones in `changes`: it now copies only the attributes it keeps (the same frame results).
 
     Applied only to the versions of PLAN_COPY_CHECKED (the ones whose code this mirrors)."""
-    import sqlglot  # noqa: PLC0415 - the duckdb engine only
-    import sqlglot.expressions.core as sqlglot_core  # noqa: PLC0415
+    import sqlglot.expressions.core as sqlglot_core  # noqa: PLC0415 - the duckdb engine only
     from sqlframe.base.dataframe import BaseDataFrame  # noqa: PLC0415
 
-    if (sqlglot.__version__, version("sqlframe")) != tuple(PLAN_COPY_CHECKED.values()):
+    if {package: version(package) for package in PLAN_COPY_CHECKED} != PLAN_COPY_CHECKED:
         return
     global sqlframe_frame_copy  # noqa: PLW0603 - kept for the test that compares the two
     sqlframe_frame_copy = BaseDataFrame.copy
